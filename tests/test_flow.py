@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from unispeech.configuration import UnispeechLMConfig
+from unispeech.flow import FlowMatching, SwaySchedule, TimestepEmbedding
+
+
+@pytest.fixture
+def flow():
+    return FlowMatching(UnispeechLMConfig.tiny(mel_patch_size=3))
+
+
+def test_patches_round_trip(flow):
+    mel = torch.randn(2, 7, 80)
+    patches = flow.patchify(mel)
+    assert patches.shape == (2, 3, 3 * 80)
+    torch.testing.assert_close(patches[0, 1], mel[0, 3:6].reshape(-1))
+    assert (patches[:, -1, 80:] == 0).all(), "the last patch is zero-padded"
+    torch.testing.assert_close(flow.unpatchify(patches, 7), mel)
+
+
+def test_normalisation_round_trips(flow):
+    mel = torch.randn(3, 80) * 2 - 5
+    torch.testing.assert_close(flow.denormalize(flow.normalize(mel)), mel)
+
+
+def test_a_training_draw_follows_the_recipe(flow):
+    mel = torch.randn(64, 40, 80)
+    lengths = torch.randint(10, 41, (64,))
+    example = flow.draw(mel, lengths, torch.Generator().manual_seed(0))
+    t = example.time[:, None, None]
+    noise = mel - example.velocity
+    torch.testing.assert_close(example.noisy, (1 - t) * noise + t * mel)
+    spans = example.infill.sum(dim=1)
+    assert (spans >= (0.7 * lengths).long().clamp(min=1)).all() and (spans <= lengths).all()
+    frames = torch.arange(40)[None]
+    assert not (example.infill & (frames >= lengths[:, None])).any(), "infill stays inside the utterance"
+    runs = example.infill[:, 0].int() + example.infill.int().diff(dim=1).clamp(min=0).sum(dim=1)
+    assert (runs == 1).all(), "the infilled frames form one contiguous span"
+    assert (example.condition[example.infill] == 0).all()
+    kept = ~example.infill & (frames < lengths[:, None])
+    audio_dropped = example.condition.abs().sum(dim=(1, 2)) == 0
+    assert audio_dropped[example.drop_text].all(), "dropping the text drops the audio too"
+    torch.testing.assert_close(
+        example.condition[kept & ~audio_dropped[:, None]], mel[kept & ~audio_dropped[:, None]]
+    )
+    assert 0 < audio_dropped.float().mean() < 0.9
+
+
+def test_loss_is_the_mean_over_infilled_frames_only():
+    predicted = torch.zeros(1, 3, 2)
+    target = torch.tensor([[[1.0, 1.0], [2.0, 2.0], [10.0, 10.0]]])
+    infill = torch.tensor([[True, True, False]])
+    assert FlowMatching.loss(predicted, target, infill).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_an_untrained_head_starts_switched_off(flow):
+    embeddings = flow.embed(torch.randn(1, 6, 80), torch.randn(1, 6, 80))
+    assert (embeddings == 0).all()
+    hidden = torch.randn(2, 4, 64)
+    time_embedding = flow.time_embedding(torch.tensor([0.1, 0.9]))
+    normalised = torch.nn.functional.layer_norm(hidden, (64,))
+    torch.testing.assert_close(flow.output_norm(hidden, time_embedding), normalised)
+
+
+def test_time_embedding_tells_times_apart():
+    embedding = TimestepEmbedding(frequencies=33, hidden_size=8)
+    out = embedding(torch.tensor([0.0, 0.5, 1.0]))
+    assert out.shape == (3, 8)
+    assert (out[0] - out[1]).abs().sum() > 1e-3
+
+
+def test_sway_schedule():
+    uniform = SwaySchedule(0.0).timesteps(4)
+    torch.testing.assert_close(uniform, torch.linspace(0, 1, 5))
+    swayed = SwaySchedule(-1.0).timesteps(16)
+    assert swayed[0] == 0 and swayed[-1] == pytest.approx(1.0)
+    assert (swayed.diff() > 0).all() and swayed[8] < 0.5, "more steps early on"
+    with pytest.raises(ValueError, match="sway coefficient"):
+        SwaySchedule(-2.0)
+    with pytest.raises(ValueError, match="at least one step"):
+        SwaySchedule().timesteps(0)
+
+
+@pytest.mark.parametrize("steps", [1, 4, 32])
+def test_euler_on_the_straight_path_lands_on_the_target(steps):
+    target = torch.randn(2, 5, 80)
+    noise = torch.randn(2, 5, 80)
+
+    def velocity(x, t):  # the exact conditional field of the straight path towards `target`
+        return (target - x) / (1 - t), None
+
+    out = FlowMatching.sample(velocity, noise, steps, SwaySchedule(-1.0), guidance_strength=0.0)
+    torch.testing.assert_close(out, target, atol=1e-4, rtol=1e-4)
+
+
+def test_guidance_combines_conditional_and_unconditional():
+    conditional, unconditional = torch.full((1, 2, 80), 1.0), torch.full((1, 2, 80), 0.25)
+    seen = []
+
+    def velocity(x, t):
+        seen.append(t)
+        return conditional, unconditional
+
+    out = FlowMatching.sample(velocity, torch.zeros(1, 2, 80), 3, SwaySchedule(0.0), guidance_strength=2.0)
+    torch.testing.assert_close(out, torch.full((1, 2, 80), 1.0 + 2.0 * 0.75))
+    assert seen == pytest.approx([0, 1 / 3, 2 / 3])
+
+    def conditional_only(x, t):
+        return conditional, None
+
+    with pytest.raises(ValueError, match="needs the unconditional"):
+        FlowMatching.sample(conditional_only, torch.zeros(1, 2, 80), 3, guidance_strength=2.0)

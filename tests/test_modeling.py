@@ -1,0 +1,147 @@
+import pytest
+import torch
+
+from tests.conftest import noise_clip
+from unispeech.flow import FlowMatchingExample
+from unispeech.modeling import UnispeechLMModel
+from unispeech.processor import AsrSample, TtsSample
+from unispeech.testing import tiny_model
+
+
+def _samples():
+    return [
+        AsrSample(noise_clip(0.6, 16000, 1), "hello world", 16000),
+        TtsSample(noise_clip(0.3, 22050, 2), "speak this", 22050),
+        AsrSample(noise_clip(0.25, 16000, 3), "hi", 16000),
+        TtsSample(noise_clip(0.15, 22050, 4), "short", 22050),
+    ]
+
+
+def test_a_mixed_batch_trains_both_tasks(tiny):
+    model, processor = tiny
+    model.train()
+    try:
+        output = model(**processor(_samples()), generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(output.asr_loss) and torch.isfinite(output.tts_loss)
+        torch.testing.assert_close(output.loss, output.asr_loss + output.tts_loss)
+        model.zero_grad()
+        output.loss.backward()
+        assert model.projector.linear_in.weight.grad.abs().sum() > 0
+        assert model.flow.mel_input.linear.weight.grad.abs().sum() > 0
+        assert model.markers.embedding.weight.grad[[0, 1, 2, 3]].abs().sum(dim=1).gt(0).all()
+        assert all(p.grad is None for p in model.encoder.parameters()), "the encoder is frozen"
+    finally:
+        model.zero_grad()
+        model.eval()
+
+
+@torch.no_grad()
+def test_asr_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
+    model, processor = tiny_sdpa
+    batch = processor([s for s in _samples() if isinstance(s, AsrSample)])
+    output = model(**batch)
+    speech = model.encode_speech(batch["input_features"], batch["feature_lengths"])
+    embeddings = model.embed_inputs(batch["input_ids"], batch["marker_ids"], batch["speech_mask"], speech)
+    reference = model.backbone(
+        inputs_embeds=embeddings, attention_mask=batch["attention_mask"], labels=batch["labels"]
+    )
+    torch.testing.assert_close(output.asr_loss, reference.loss)
+    assert output.tts_loss is None
+
+
+def _select(example: FlowMatchingExample, index: int, frames: int) -> FlowMatchingExample:
+    """Sample `index` of a batched draw, alone and trimmed to its own `frames`."""
+    row = slice(index, index + 1)
+    return FlowMatchingExample(
+        time=example.time[row],
+        noisy=example.noisy[row, :frames],
+        velocity=example.velocity[row, :frames],
+        condition=example.condition[row, :frames],
+        infill=example.infill[row, :frames],
+        drop_text=example.drop_text[row],
+    )
+
+
+@torch.no_grad()
+def test_a_batch_equals_each_sample_alone(tiny):
+    model, processor = tiny
+    samples = _samples()
+    batch = processor(samples)
+    example = model.flow.draw(
+        model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(0)
+    )
+    hidden = model(**batch, flow_example=example).last_hidden_state
+    tts_index = 0
+    for row, sample in enumerate(samples):
+        alone = processor([sample])
+        kwargs = {}
+        if isinstance(sample, TtsSample):
+            kwargs["flow_example"] = _select(example, tts_index, int(alone["mel_lengths"][0]))
+            tts_index += 1
+        expected = model(**alone, **kwargs).last_hidden_state[0]
+        real = batch["attention_mask"][row].bool()
+        torch.testing.assert_close(hidden[row, real], expected, atol=2e-5, rtol=2e-5)
+
+
+@torch.no_grad()
+def test_sdpa_and_eager_agree():
+    sdpa, processor = tiny_model("sdpa")
+    eager, _ = tiny_model("eager")
+    eager.load_state_dict(sdpa.state_dict())
+    batch = processor(_samples())
+    example = sdpa.flow.draw(
+        sdpa.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(1)
+    )
+    a, b = sdpa(**batch, flow_example=example), eager(**batch, flow_example=example)
+    torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_save_and_load_round_trip(tiny_sdpa, tmp_path):
+    model, processor = tiny_sdpa
+    model.save_pretrained(tmp_path)
+    loaded = UnispeechLMModel.from_pretrained(tmp_path).eval()
+    assert (tmp_path / "model.safetensors").exists()
+    batch = processor(_samples())
+    example = model.flow.draw(
+        model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(2)
+    )
+    torch.testing.assert_close(
+        loaded(**batch, flow_example=example).loss, model(**batch, flow_example=example).loss
+    )
+    tied = loaded.backbone.get_output_embeddings().weight
+    assert tied.data_ptr() == loaded.backbone.get_input_embeddings().weight.data_ptr()
+
+
+def test_inputs_from_a_mismatched_processor_are_refused(tiny_sdpa):
+    model, _ = tiny_sdpa
+    _, other_processor = tiny_model(projector_stack=2)
+    batch = other_processor([AsrSample(noise_clip(0.5, 16000), "x", 16000)])
+    with pytest.raises(ValueError, match=r"lays out 13 speech positions but 7 speech embeddings"):
+        model(**batch)
+
+
+@torch.no_grad()
+def test_dropping_the_text_hides_it_from_the_span(tiny_sdpa):
+    """Texts of equal length, so only what they say differs (positions do not)."""
+    model, processor = tiny_sdpa
+    clip = noise_clip(0.2, 22050, 5)
+    batch = processor([TtsSample(clip, "one text", 22050), TtsSample(clip, "two word", 22050)])
+    example = model.flow.draw(
+        model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(3)
+    )
+    example.noisy[1], example.time[1], example.condition[1] = (
+        example.noisy[0],
+        example.time[0],
+        example.condition[0],
+    )
+
+    def span_states(drop_text: bool) -> torch.Tensor:
+        example.drop_text[:] = drop_text
+        hidden = model(**batch, flow_example=example).last_hidden_state
+        return torch.stack([hidden[row][batch["mel_mask"][row]] for row in range(2)])
+
+    hidden = span_states(drop_text=True)
+    torch.testing.assert_close(hidden[0], hidden[1], atol=1e-5, rtol=1e-5)
+    hidden = span_states(drop_text=False)
+    assert (hidden[0] - hidden[1]).abs().max() > 1e-3

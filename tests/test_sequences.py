@@ -1,0 +1,59 @@
+import pytest
+
+from unispeech.markers import NO_MARKER, Marker
+from unispeech.sequences import IGNORE_INDEX, TASKS, PositionKind, TokenIds, build_asr, build_tts, get_task
+
+IDS = TokenIds(bos=1, eos=2, pad=0)
+
+
+def test_asr_layout_and_labels():
+    sequence = build_asr(IDS, speech_tokens=3, transcript=[7, 8], bidirectional_speech=False)
+    K = PositionKind
+    assert sequence.kinds == [
+        K.TEXT,
+        K.MARKER,
+        K.SPEECH,
+        K.SPEECH,
+        K.SPEECH,
+        K.MARKER,
+        K.TEXT,
+        K.TEXT,
+        K.TEXT,
+    ]
+    assert sequence.token_ids == [1, 0, 0, 0, 0, 0, 7, 8, 2]
+    assert sequence.marker_ids == [
+        NO_MARKER,
+        Marker.ASR_START,
+        *[NO_MARKER] * 3,
+        Marker.ASR_END,
+        *[NO_MARKER] * 3,
+    ]
+    assert sequence.labels == [IGNORE_INDEX] * 6 + [7, 8, 2]
+    assert not any(sequence.bidirectional)
+
+
+def test_asr_for_decoding_stops_after_the_speech():
+    sequence = build_asr(IDS, speech_tokens=2, transcript=None, bidirectional_speech=False)
+    assert sequence.marker_ids[-1] == Marker.ASR_END and set(sequence.labels) == {IGNORE_INDEX}
+
+
+def test_tts_layout_span_and_text_condition():
+    sequence = build_tts(IDS, mel_patches=4, text=[5, 6, 7], bidirectional_speech=True)
+    assert sequence.kinds[:4] == [PositionKind.TEXT] * 4
+    assert sequence.marker_ids[4:6] == [Marker.TTS_START, Marker.TIME]
+    assert sequence.kinds[6:] == [PositionKind.MEL] * 4
+    assert sequence.bidirectional == [False] * 5 + [True] * 5, "the time token and the mel form the span"
+    assert sequence.text_condition == [False, True, True, True, True] + [False] * 5, "bos stays visible"
+    assert set(sequence.labels) == {IGNORE_INDEX}
+
+
+def test_without_bos():
+    sequence = build_tts(TokenIds(bos=None, eos=2, pad=0), mel_patches=1, text=[5], bidirectional_speech=True)
+    assert sequence.token_ids[0] == 5
+
+
+def test_registry():
+    assert TASKS["tts"].bidirectional_speech and not TASKS["asr"].bidirectional_speech
+    assert get_task("asr").adapter_name == "asr"
+    with pytest.raises(ValueError, match="unknown task 'ger'; known tasks: asr, tts"):
+        get_task("ger")

@@ -1,0 +1,225 @@
+"""Conditional flow matching over mel frames: the TTS head of the unified model.
+
+Everything that is flow matching and not the backbone lives here (the F5-TTS recipe, with the
+backbone as the velocity network): sampling a training example (time `t`, noise `x0`, the point
+`x_t = (1 − t)·x0 + t·x1` on the straight path to the normalised mel `x1`, the velocity target
+`x1 − x0`, the infilled span and the condition-dropout flags), embedding mel patches as backbone
+inputs, turning final hidden states back into velocities through a time-conditioned adaLN, the
+masked MSE loss, and the Euler sampler with sway-sampled steps and batched classifier-free
+guidance. The mel input projection and the adaLN modulation start at zero, so an untrained head
+leaves the backbone's behaviour unchanged.
+
+Shapes: `B` batch, `F` mel frames, `M` mel bins, `p` frames per patch, `P` patches (F / p),
+`D` backbone width, `S` ODE steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unispeech.configuration import UnispeechLMConfig
+from unispeech.lengths import mel_patches
+
+TIME_SCALE = 1000.0  # t ∈ [0, 1] is spread over sinusoid periods as diffusion step indices are
+
+
+class TimestepEmbedding(nn.Module):
+    """`(B,)` times in [0, 1] → `(B, D)`: sinusoidal features, then Linear → SiLU → Linear."""
+
+    def __init__(self, frequencies: int, hidden_size: int):
+        super().__init__()
+        self.frequencies = frequencies
+        self.mlp = nn.Sequential(
+            nn.Linear(frequencies, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size)
+        )
+
+    def forward(self, time: torch.Tensor) -> torch.Tensor:
+        half = self.frequencies // 2
+        exponents = torch.arange(half, device=time.device, dtype=torch.float32) / max(half - 1, 1)
+        angles = TIME_SCALE * time.float()[:, None] * torch.exp(-math.log(10000.0) * exponents)[None]
+        features = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (B, 2·half)
+        features = nn.functional.pad(features, (0, self.frequencies - 2 * half))
+        return self.mlp(features.to(self.mlp[0].weight.dtype))
+
+
+class ZeroLinear(nn.Linear):
+    """A linear layer that starts at zero, weights and bias, so its branch starts switched off."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+
+class MelInputProjection(nn.Module):
+    """Noisy mel and condition mel, `p` frames each per position → backbone inputs `(B, P, D)`."""
+
+    def __init__(self, mel_bins: int, patch_size: int, hidden_size: int):
+        super().__init__()
+        self.linear = ZeroLinear(2 * patch_size * mel_bins, hidden_size)
+
+    def forward(self, noisy_patches: torch.Tensor, condition_patches: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.cat([noisy_patches, condition_patches], dim=-1))
+
+
+class AdaptiveLayerNorm(nn.Module):
+    """LayerNorm whose scale and shift come from the time embedding (DiT's adaLN, zero-initialised)."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, elementwise_affine=False)
+        self.modulation = nn.Sequential(nn.SiLU(), ZeroLinear(hidden_size, 2 * hidden_size))
+
+    def forward(self, hidden: torch.Tensor, time_embedding: torch.Tensor) -> torch.Tensor:
+        """`(B, P, D)` hidden, `(B, D)` time embedding → `(B, P, D)`."""
+        scale, shift = self.modulation(time_embedding)[:, None].chunk(2, dim=-1)
+        return self.norm(hidden) * (1 + scale) + shift
+
+
+@dataclass
+class FlowMatchingExample:
+    """One training draw for a batch of mels (see `FlowMatching.draw`)."""
+
+    time: torch.Tensor  # (B,) in [0, 1]
+    noisy: torch.Tensor  # (B, F, M) x_t
+    velocity: torch.Tensor  # (B, F, M) target x1 − x0
+    condition: torch.Tensor  # (B, F, M) x1 outside the infilled span, 0 inside and for dropped audio
+    infill: torch.Tensor  # (B, F) True where frames are generated (and the loss is taken)
+    drop_text: torch.Tensor  # (B,) True where the text condition is hidden
+
+
+@dataclass(frozen=True)
+class SwaySchedule:
+    """ODE time steps `t_k = u + s·(cos(π/2·u) − 1 + u)` for uniform u (F5-TTS's sway sampling).
+
+    `coefficient` s < 0 spends more steps at small t, where the coarse structure is decided;
+    s = 0 is the uniform schedule. s must be in [-1, 1] for the steps to stay increasing.
+    """
+
+    coefficient: float = -1.0
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.coefficient <= 1:
+            raise ValueError(f"sway coefficient must be in [-1, 1], got {self.coefficient}")
+
+    def timesteps(self, steps: int) -> torch.Tensor:
+        """`(S + 1,)` increasing times from 0 to 1."""
+        if steps < 1:
+            raise ValueError(f"the ODE needs at least one step, got {steps}")
+        uniform = torch.linspace(0, 1, steps + 1)
+        return uniform + self.coefficient * (torch.cos(math.pi / 2 * uniform) - 1 + uniform)
+
+
+VelocityFunction = Callable[[torch.Tensor, float], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+class FlowMatching(nn.Module):
+    """Time embedding, mel patches in, velocities out, the training draw, the loss and the sampler."""
+
+    def __init__(self, config: UnispeechLMConfig):
+        super().__init__()
+        hidden_size = config.text_config.hidden_size
+        self.mel_bins = config.mel_bins
+        self.patch_size = config.mel_patch_size
+        self.mel_mean = config.mel_mean
+        self.mel_std = config.mel_std
+        self.infill_fractions = (config.infill_min_fraction, config.infill_max_fraction)
+        self.audio_drop_prob = config.audio_drop_prob
+        self.text_drop_prob = config.text_drop_prob
+        self.time_embedding = TimestepEmbedding(config.time_embedding_frequencies, hidden_size)
+        self.mel_input = MelInputProjection(config.mel_bins, config.mel_patch_size, hidden_size)
+        self.output_norm = AdaptiveLayerNorm(hidden_size)
+        self.mel_output = nn.Linear(hidden_size, config.mel_patch_size * config.mel_bins)
+
+    def normalize(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return (log_mel - self.mel_mean) / self.mel_std
+
+    def denormalize(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel * self.mel_std + self.mel_mean
+
+    def patchify(self, mel: torch.Tensor) -> torch.Tensor:
+        """`(B, F, M)` → `(B, P, p·M)`, zero-padding the last patch."""
+        batch, frames, bins = mel.shape
+        patches = mel_patches(frames, self.patch_size)
+        mel = nn.functional.pad(mel, (0, 0, 0, patches * self.patch_size - frames))
+        return mel.reshape(batch, patches, self.patch_size * bins)
+
+    def unpatchify(self, patches: torch.Tensor, frames: int) -> torch.Tensor:
+        """`(B, P, p·M)` → `(B, F, M)`, dropping the padding of the last patch."""
+        batch, count, _ = patches.shape
+        return patches.reshape(batch, count * self.patch_size, self.mel_bins)[:, :frames]
+
+    def draw(
+        self, mel: torch.Tensor, mel_lengths: torch.Tensor, generator: torch.Generator | None = None
+    ) -> FlowMatchingExample:
+        """A random training example for normalised mels `(B, F, M)` with `(B,)` real lengths."""
+        batch, frames, _ = mel.shape
+        device = mel.device
+
+        def uniform(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator, device=device)
+
+        low, high = self.infill_fractions
+        span = (mel_lengths * (low + (high - low) * uniform(batch))).long().clamp(min=1)
+        start = ((mel_lengths - span + 1) * uniform(batch)).long()
+        index = torch.arange(frames, device=device)[None]
+        infill = (index >= start[:, None]) & (index < (start + span)[:, None])  # (B, F)
+
+        drop_text = uniform(batch) < self.text_drop_prob
+        drop_audio = drop_text | (uniform(batch) < self.audio_drop_prob)
+        time = uniform(batch)
+        noise = torch.randn(mel.shape, generator=generator, device=device, dtype=mel.dtype)
+        noisy = (1 - time[:, None, None]) * noise + time[:, None, None] * mel
+        keep = ~infill & ~drop_audio[:, None]
+        return FlowMatchingExample(
+            time=time,
+            noisy=noisy,
+            velocity=mel - noise,
+            condition=mel * keep[..., None],
+            infill=infill,
+            drop_text=drop_text,
+        )
+
+    def embed(self, noisy: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Backbone inputs `(B, P, D)` of noisy and condition mels `(B, F, M)`."""
+        return self.mel_input(self.patchify(noisy), self.patchify(condition))
+
+    def velocity(self, hidden: torch.Tensor, time_embedding: torch.Tensor, frames: int) -> torch.Tensor:
+        """Final hidden states of the mel positions `(B, P, D)` → velocities `(B, F, M)`."""
+        return self.unpatchify(self.mel_output(self.output_norm(hidden, time_embedding)), frames)
+
+    @staticmethod
+    def loss(predicted: torch.Tensor, target: torch.Tensor, infill: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the infilled frames `(B, F)` only."""
+        squared = ((predicted.float() - target.float()) ** 2).mean(dim=-1)  # (B, F)
+        return (squared * infill).sum() / infill.sum().clamp(min=1)
+
+    @staticmethod
+    def sample(
+        velocity_fn: VelocityFunction,
+        noise: torch.Tensor,
+        steps: int,
+        schedule: SwaySchedule = SwaySchedule(),
+        guidance_strength: float = 2.0,
+    ) -> torch.Tensor:
+        """Integrate dx/dt = v(x, t) from `noise` at t=0 to t=1 with Euler steps.
+
+        `velocity_fn(x, t)` returns the conditional velocity and, when `guidance_strength` is not
+        zero, the unconditional one (computed in the same batched forward); they are combined as
+        `v_cond + strength·(v_cond − v_uncond)`.
+        """
+        times = schedule.timesteps(steps).tolist()
+        x = noise
+        for t, t_next in itertools.pairwise(times):
+            conditional, unconditional = velocity_fn(x, t)
+            if guidance_strength != 0:
+                if unconditional is None:
+                    raise ValueError("classifier-free guidance needs the unconditional velocity")
+                conditional = conditional + guidance_strength * (conditional - unconditional)
+            x = x + (t_next - t) * conditional
+        return x

@@ -1,0 +1,216 @@
+"""The unified speech LM: one backbone that listens (ASR) and speaks (flow-matching TTS).
+
+`UnispeechLMModel` reads top to bottom: the frozen Whisper encoder and the projector turn speech
+into embeddings; text tokens, task markers, speech embeddings and noisy mel patches are put in
+place of their positions (`embed_inputs`); one pass of the causal-LM backbone runs under the dual
+attention mask; then each task's head takes its loss: the LM head over transcript positions
+(cross-entropy) and the flow-matching head over the mel positions (masked MSE on velocities). A
+batch may mix ASR and TTS samples. The backbone is any transformers causal LM; `save_pretrained`
+and `from_pretrained` (safetensors) come from `PreTrainedModel`.
+
+Shapes: `B` batch, `L` positions, `D` backbone width, `A` samples with speech, `S` TTS samples,
+`N` speech embeddings per sample, `G` mel frames, `P` mel patches, `M` mel bins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from unispeech.configuration import UnispeechLMConfig
+from unispeech.encoder import SpeechEncoder
+from unispeech.flow import FlowMatching, FlowMatchingExample, ZeroLinear
+from unispeech.lengths import mel_patches
+from unispeech.markers import Marker, MarkerEmbedding
+from unispeech.masks import dual_attention_mask, position_ids
+from unispeech.projector import SpeechProjector
+from unispeech.sequences import IGNORE_INDEX
+
+
+@dataclass
+class UnispeechLMOutput(ModelOutput):
+    """Losses of one forward; `loss` sums the tasks present in the batch."""
+
+    loss: torch.Tensor | None = None
+    asr_loss: torch.Tensor | None = None
+    tts_loss: torch.Tensor | None = None
+    last_hidden_state: torch.Tensor | None = None  # (B, L, D)
+
+
+class UnispeechLMPreTrainedModel(PreTrainedModel):
+    config_class = UnispeechLMConfig
+    base_model_prefix = "unispeech"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, ZeroLinear):
+            module.reset_parameters()
+        else:
+            super()._init_weights(module)
+
+
+class UnispeechLMModel(UnispeechLMPreTrainedModel):
+    def __init__(self, config: UnispeechLMConfig):
+        super().__init__(config)
+        hidden_size = config.text_config.hidden_size
+        self.backbone = AutoModelForCausalLM.from_config(config.text_config)
+        self.encoder = SpeechEncoder(
+            config.encoder_config, full_context=config.encoder_full_context, frozen=config.freeze_encoder
+        )
+        self.projector = SpeechProjector(
+            config.encoder_config.n_audio_state,
+            config.projector_hidden_size,
+            hidden_size,
+            config.projector_stack,
+        )
+        self.markers = MarkerEmbedding(hidden_size)
+        self.flow = FlowMatching(config)
+        self.post_init()
+
+    def encode_speech(
+        self, input_features: torch.Tensor, feature_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whisper log-mel `(A, M, F)` → speech embeddings `(A, N, D)` and their `(A,)` lengths."""
+        states, lengths = self.encoder(input_features, feature_lengths)
+        return self.projector(states, lengths)
+
+    def embed_inputs(
+        self,
+        input_ids: torch.Tensor,
+        marker_ids: torch.Tensor,
+        speech_mask: torch.Tensor | None = None,
+        speech: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mel_mask: torch.Tensor | None = None,
+        mel_embeddings: torch.Tensor | None = None,
+        time_embeddings: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Backbone inputs `(B, L, D)`: each position's token, marker, speech or mel embedding.
+
+        `speech` is `encode_speech`'s output; `mel_embeddings` `(S, P, D)` and `time_embeddings`
+        `(S, D)` belong to the TTS samples in batch order (the time embedding adds to `<time>`).
+        """
+        embeddings = self.backbone.get_input_embeddings()(input_ids)  # (B, L, D)
+        markers = marker_ids >= 0
+        embeddings = _place(embeddings, markers, self.markers(marker_ids[markers]))
+        if speech is not None:
+            speech_embeddings, lengths = speech
+            embeddings = _place(embeddings, speech_mask, _unpad(speech_embeddings, lengths), "speech")
+        if mel_embeddings is not None:
+            patches = mel_mask.sum(dim=1)
+            embeddings = _place(embeddings, mel_mask, _unpad(mel_embeddings, patches[patches > 0]), "mel")
+            time_positions = marker_ids == Marker.TIME
+            embeddings = embeddings + _place(
+                torch.zeros_like(embeddings), time_positions, time_embeddings, "time"
+            )
+        return embeddings
+
+    def run_backbone(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        bidirectional_mask: torch.Tensor | None = None,
+        hidden_from_span: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The backbone's final hidden states `(B, L, D)` under the dual attention mask."""
+        mask = dual_attention_mask(
+            attention_mask, bidirectional_mask, hidden_from_span, dtype=inputs_embeds.dtype
+        )
+        outputs = self.backbone.get_decoder()(
+            inputs_embeds=inputs_embeds,
+            attention_mask=mask,
+            position_ids=position_ids(attention_mask),
+            use_cache=False,
+        )
+        return outputs.last_hidden_state
+
+    def text_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy where labels are set; logits only at those positions."""
+        targets = labels[:, 1:]
+        learned = targets != IGNORE_INDEX
+        logits = self.backbone.get_output_embeddings()(hidden[:, :-1][learned])  # (n, vocab)
+        return nn.functional.cross_entropy(logits.float(), targets[learned])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        marker_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+        mel_mask: torch.Tensor | None = None,
+        bidirectional_mask: torch.Tensor | None = None,
+        text_condition_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        feature_lengths: torch.Tensor | None = None,
+        mel: torch.Tensor | None = None,
+        mel_lengths: torch.Tensor | None = None,
+        flow_example: FlowMatchingExample | None = None,
+        generator: torch.Generator | None = None,
+    ) -> UnispeechLMOutput:
+        """Losses of a processor batch. TTS samples get a random flow-matching draw (time, noise,
+        infilled span, condition dropout) from `generator`, unless `flow_example` gives one."""
+        speech = self.encode_speech(input_features, feature_lengths) if input_features is not None else None
+        mel_embeddings = time_embeddings = hidden_from_span = None
+        if mel is not None:
+            if flow_example is None:
+                flow_example = self.flow.draw(self.flow.normalize(mel), mel_lengths, generator)
+            mel_embeddings = self.flow.embed(flow_example.noisy, flow_example.condition)
+            time_embeddings = self.flow.time_embedding(flow_example.time)
+            tts_rows = mel_mask.any(dim=1)
+            drop_text = torch.zeros_like(tts_rows).masked_scatter(tts_rows, flow_example.drop_text)
+            hidden_from_span = text_condition_mask & drop_text[:, None]
+        inputs_embeds = self.embed_inputs(
+            input_ids, marker_ids, speech_mask, speech, mel_mask, mel_embeddings, time_embeddings
+        )
+        hidden = self.run_backbone(inputs_embeds, attention_mask, bidirectional_mask, hidden_from_span)
+
+        asr_loss = tts_loss = None
+        if labels is not None and (labels != IGNORE_INDEX).any():
+            asr_loss = self.text_loss(hidden, labels)
+        if mel is not None:
+            span_hidden = _repad(
+                hidden[mel_mask], mel_patches(mel_lengths, self.flow.patch_size)
+            )  # (S, P, D)
+            velocity = self.flow.velocity(span_hidden, time_embeddings, frames=mel.shape[1])
+            tts_loss = self.flow.loss(velocity, flow_example.velocity, flow_example.infill)
+        losses = [loss for loss in (asr_loss, tts_loss) if loss is not None]
+        return UnispeechLMOutput(
+            loss=sum(losses) if losses else None,
+            asr_loss=asr_loss,
+            tts_loss=tts_loss,
+            last_hidden_state=hidden,
+        )
+
+
+def _lengths_mask(lengths: torch.Tensor, longest: int) -> torch.Tensor:
+    return torch.arange(longest, device=lengths.device)[None] < lengths[:, None]
+
+
+def _unpad(padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`(N, T, D)` with `(N,)` real lengths → `(Σ lengths, D)`, in order."""
+    return padded[_lengths_mask(lengths, padded.shape[1])]
+
+
+def _repad(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """`(Σ lengths, D)` → `(N, max length, D)`, zero-padded: the inverse of `_unpad`."""
+    real = _lengths_mask(lengths, int(lengths.max()))
+    return flat.new_zeros(*real.shape, flat.shape[-1]).masked_scatter(real[..., None], flat)
+
+
+def _place(
+    embeddings: torch.Tensor, positions: torch.Tensor, values: torch.Tensor, what: str = "marker"
+) -> torch.Tensor:
+    """Put `values` `(n, D)` at the `n` True `positions` `(B, L)` of `embeddings`, in row-major order."""
+    expected = int(positions.sum())
+    if values.shape[0] != expected:
+        raise ValueError(
+            f"the batch lays out {expected} {what} positions but {values.shape[0]} {what} embeddings "
+            "were made: were the inputs made by a processor with this model's config?"
+        )
+    return embeddings.masked_scatter(positions[..., None], values.to(embeddings.dtype))

@@ -1,0 +1,179 @@
+"""The processor: raw samples → one padded batch of model inputs.
+
+`UnispeechLMProcessor` owns the tokenizer and the feature extraction, and lays every sample out
+with the task's sequence builder (`sequences.py`). A batch may mix tasks. For each sample it loads
+the audio at the rate the task needs (16 kHz for the encoder, the vocoder's rate for TTS), makes the
+spectrogram, counts positions with `lengths.py`, tokenizes the text and builds the sequence; then
+it pads everything (right for training, left for decoding) into a `BatchFeature`:
+
+    input_ids, attention_mask, marker_ids, labels         (B, L)  per position
+    speech_mask, mel_mask, bidirectional_mask, text_condition_mask  (B, L) bool position flags
+    input_features (A, M, F), feature_lengths (A,)          Whisper log-mel of the A samples with speech
+    mel (S, G, M), mel_lengths (S,)                         vocoder log-mel of the S TTS samples
+
+Samples with speech and TTS samples keep their batch order inside `input_features` and `mel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as SequenceOf
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
+
+from unispeech.audio import (
+    WHISPER_CHUNK_SAMPLES,
+    WHISPER_SAMPLE_RATE,
+    AudioSource,
+    load_audio,
+    vocoder_log_mel,
+    whisper_log_mel,
+)
+from unispeech.configuration import UnispeechLMConfig
+from unispeech.lengths import mel_patches, speech_tokens, whisper_mel_frames
+from unispeech.markers import NO_MARKER
+from unispeech.sequences import IGNORE_INDEX, PositionKind, Sequence, TokenIds, get_task
+
+
+@dataclass(frozen=True)
+class AsrSample:
+    """Speech to transcribe; `text` is the transcript to learn (None when decoding)."""
+
+    audio: AudioSource
+    text: str | None = None
+    sampling_rate: int | None = None  # needed for arrays; files carry their own
+    task = "asr"
+
+
+@dataclass(frozen=True)
+class TtsSample:
+    """Speech and the text it says; `extra_frames` frames to generate after it (0 in training)."""
+
+    audio: AudioSource
+    text: str
+    sampling_rate: int | None = None
+    extra_frames: int = 0
+    task = "tts"
+
+
+class UnispeechLMProcessor:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: UnispeechLMConfig):
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos token: the model could not learn where text ends")
+        self.tokenizer = tokenizer
+        self.config = config
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.token_ids = TokenIds(bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id, pad=pad)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> UnispeechLMProcessor:
+        return cls(AutoTokenizer.from_pretrained(path), UnispeechLMConfig.from_pretrained(path))
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.tokenizer.save_pretrained(path)
+        self.config.save_pretrained(path)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def speech_features(self, audio: AudioSource, sampling_rate: int | None) -> tuple[torch.Tensor, int]:
+        """Whisper log-mel `(M, F)` of one clip and its real frame count `F_real`.
+
+        F = F_real (the true length), or 3000 (30 s) in full-context mode."""
+        samples = load_audio(audio, WHISPER_SAMPLE_RATE, sampling_rate)
+        if len(samples) > WHISPER_CHUNK_SAMPLES:
+            raise ValueError(
+                f"a clip of {len(samples) / WHISPER_SAMPLE_RATE:.1f} s exceeds the encoder's "
+                f"{WHISPER_CHUNK_SAMPLES // WHISPER_SAMPLE_RATE} s: split long audio into windows first"
+            )
+        n_mels = self.config.encoder_config.n_mels
+        frames = whisper_mel_frames(len(samples))
+        if self.config.encoder_full_context:
+            padding = WHISPER_CHUNK_SAMPLES - len(samples)
+            mel = whisper_log_mel(samples, n_mels, padding=padding)
+            return mel[:, : whisper_mel_frames(WHISPER_CHUNK_SAMPLES)], frames
+        return whisper_log_mel(samples, n_mels), frames
+
+    def vocoder_features(self, audio: AudioSource, sampling_rate: int | None) -> torch.Tensor:
+        """Vocoder log-mel `(F, M)` of one clip."""
+        settings = self.config.mel_settings
+        return vocoder_log_mel(load_audio(audio, settings.sample_rate, sampling_rate), settings).T
+
+    def __call__(
+        self, samples: SequenceOf[AsrSample | TtsSample], padding_side: str = "right"
+    ) -> BatchFeature:
+        if not samples:
+            raise ValueError("no samples to process")
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        sequences, features, feature_lengths, mels, mel_lengths = [], [], [], [], []
+        for sample in samples:
+            task = get_task(sample.task)
+            if isinstance(sample, AsrSample):
+                mel, frames = self.speech_features(sample.audio, sample.sampling_rate)
+                tokens = speech_tokens(frames, self.config.projector_stack)
+                transcript = None if sample.text is None else self.tokenize(sample.text)
+                sequence = task.build(self.token_ids, tokens, transcript, task.bidirectional_speech)
+                features.append(mel)
+                feature_lengths.append(frames)
+            else:
+                text = self.tokenize(sample.text.strip())
+                if not text:
+                    raise ValueError("TTS needs text to speak, got an empty string")
+                if sample.extra_frames < 0:
+                    raise ValueError(f"extra_frames must be >= 0, got {sample.extra_frames}")
+                mel = self.vocoder_features(sample.audio, sample.sampling_rate)
+                frames = mel.shape[0] + sample.extra_frames
+                patches = mel_patches(frames, self.config.mel_patch_size)
+                sequence = task.build(self.token_ids, patches, text, task.bidirectional_speech)
+                mels.append(torch.nn.functional.pad(mel, (0, 0, 0, sample.extra_frames)))
+                mel_lengths.append(frames)
+            sequences.append(sequence)
+        batch = _pad_sequences(sequences, padding_side)
+        if features:
+            batch["input_features"] = _pad_stack([f.T for f in features]).transpose(1, 2)  # (A, M, F)
+            batch["feature_lengths"] = torch.tensor(feature_lengths)
+        if mels:
+            batch["mel"] = _pad_stack(mels)  # (S, G, M)
+            batch["mel_lengths"] = torch.tensor(mel_lengths)
+        return BatchFeature(batch)
+
+
+def _pad_stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Stack `(F_i, …)` tensors into `(N, max F_i, …)`, zero-padded at the end."""
+    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)
+
+
+def _pad_sequences(sequences: list[Sequence], padding_side: str) -> dict[str, torch.Tensor]:
+    longest = max(len(sequence) for sequence in sequences)
+    columns: dict[str, list[list]] = {name: [] for name in _COLUMNS}
+    for sequence in sequences:
+        pad = longest - len(sequence)
+        rows = {
+            "input_ids": (sequence.token_ids, sequence.pad_id),
+            "attention_mask": ([1] * len(sequence), 0),
+            "marker_ids": (sequence.marker_ids, NO_MARKER),
+            "labels": (sequence.labels, IGNORE_INDEX),
+            "speech_mask": ([kind == PositionKind.SPEECH for kind in sequence.kinds], False),
+            "mel_mask": ([kind == PositionKind.MEL for kind in sequence.kinds], False),
+            "bidirectional_mask": (sequence.bidirectional, False),
+            "text_condition_mask": (sequence.text_condition, False),
+        }
+        for name, (values, fill) in rows.items():
+            padding = [fill] * pad
+            columns[name].append(padding + values if padding_side == "left" else values + padding)
+    return {name: torch.tensor(values, dtype=_COLUMNS[name]) for name, values in columns.items()}
+
+
+_COLUMNS = {
+    "input_ids": torch.long,
+    "attention_mask": torch.long,
+    "marker_ids": torch.long,
+    "labels": torch.long,
+    "speech_mask": torch.bool,
+    "mel_mask": torch.bool,
+    "bidirectional_mask": torch.bool,
+    "text_condition_mask": torch.bool,
+}

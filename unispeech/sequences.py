@@ -1,0 +1,146 @@
+"""Task sequences and the task registry.
+
+Every task is one sequence of positions through the backbone; this module says which positions,
+in what order, where the loss is taken and which positions attend bidirectionally:
+
+    ASR  [bos] <asr_start> speech×N <asr_end> transcript [eos]          loss on transcript + eos
+    TTS  [bos] text <tts_start> <time> mel×P                             flow-matching loss on mel
+         (the text is the prompt's transcript then the text to speak; <time> and the P mel
+          positions form the bidirectional span, since they all change at every ODE step)
+
+The TTS text condition is every position that has seen the text: the text and `<tts_start>`.
+Classifier-free guidance hides all of them from the span (hiding the text tokens alone would not
+do: deeper layers of `<tts_start>` carry what they read from the text).
+
+A position is text (a token id), a `Marker`, a speech embedding (from the projector) or a mel
+patch (from flow matching). `TASKS` maps each task to its adapter name, its builder and whether
+its speech attends bidirectionally, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from unispeech.markers import NO_MARKER, Marker
+
+IGNORE_INDEX = -100  # label of positions without a loss (PyTorch's cross-entropy default)
+
+
+class PositionKind(IntEnum):
+    TEXT = 0
+    MARKER = 1
+    SPEECH = 2
+    MEL = 3
+
+
+@dataclass
+class Sequence:
+    """One sample's positions, built left to right; `pad_id` fills token ids of non-text positions."""
+
+    pad_id: int
+    token_ids: list[int] = field(default_factory=list)
+    kinds: list[PositionKind] = field(default_factory=list)
+    marker_ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    bidirectional: list[bool] = field(default_factory=list)
+    text_condition: list[bool] = field(default_factory=list)  # positions that carry the TTS text
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def _append(
+        self,
+        count: int,
+        kind: PositionKind,
+        token_ids: list[int] | None = None,
+        marker: int = NO_MARKER,
+        learn: bool = False,
+        bidirectional: bool = False,
+        text_condition: bool = False,
+    ) -> None:
+        ids = token_ids if token_ids is not None else [self.pad_id] * count
+        self.token_ids += ids
+        self.kinds += [kind] * count
+        self.marker_ids += [marker] * count
+        self.labels += ids if learn else [IGNORE_INDEX] * count
+        self.bidirectional += [bidirectional] * count
+        self.text_condition += [text_condition] * count
+
+    def text(self, token_ids: list[int], learn: bool = False, text_condition: bool = False) -> None:
+        """Text tokens; `learn` puts them in the loss, `text_condition` marks them as TTS text (below)."""
+        self._append(len(token_ids), PositionKind.TEXT, token_ids, learn=learn, text_condition=text_condition)
+
+    def marker(self, marker: Marker, bidirectional: bool = False, text_condition: bool = False) -> None:
+        self._append(
+            1,
+            PositionKind.MARKER,
+            marker=int(marker),
+            bidirectional=bidirectional,
+            text_condition=text_condition,
+        )
+
+    def speech(self, count: int, bidirectional: bool = False) -> None:
+        self._append(count, PositionKind.SPEECH, bidirectional=bidirectional)
+
+    def mel(self, count: int, bidirectional: bool = False) -> None:
+        self._append(count, PositionKind.MEL, bidirectional=bidirectional)
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    """The tokenizer's special ids a sequence needs."""
+
+    bos: int | None
+    eos: int
+    pad: int
+
+
+def build_asr(
+    ids: TokenIds, speech_tokens: int, transcript: list[int] | None, bidirectional_speech: bool
+) -> Sequence:
+    """ASR: speech then its transcript; `transcript=None` stops where decoding starts."""
+    sequence = Sequence(ids.pad)
+    if ids.bos is not None:
+        sequence.text([ids.bos])
+    sequence.marker(Marker.ASR_START)
+    sequence.speech(speech_tokens, bidirectional=bidirectional_speech)
+    sequence.marker(Marker.ASR_END)
+    if transcript is not None:
+        sequence.text([*transcript, ids.eos], learn=True)
+    return sequence
+
+
+def build_tts(ids: TokenIds, mel_patches: int, text: list[int], bidirectional_speech: bool) -> Sequence:
+    """TTS: the text (prompt transcript + text to speak), then the time token and the mel span."""
+    sequence = Sequence(ids.pad)
+    if ids.bos is not None:
+        sequence.text([ids.bos])
+    sequence.text(text, text_condition=True)
+    sequence.marker(Marker.TTS_START, text_condition=True)
+    sequence.marker(Marker.TIME, bidirectional=bidirectional_speech)
+    sequence.mel(mel_patches, bidirectional=bidirectional_speech)
+    return sequence
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task's adapter name, sequence builder and attention over its speech."""
+
+    name: str
+    adapter_name: str
+    build: Callable[..., Sequence]
+    bidirectional_speech: bool
+
+
+TASKS: dict[str, Task] = {
+    "asr": Task("asr", adapter_name="asr", build=build_asr, bidirectional_speech=False),
+    "tts": Task("tts", adapter_name="tts", build=build_tts, bidirectional_speech=True),
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    return TASKS[name]
