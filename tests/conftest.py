@@ -1,4 +1,8 @@
-"""Shared test fixtures: offline mode, deterministic seeds, a tiny random model and test audio."""
+"""Shared test fixtures: offline mode, deterministic seeds, a tiny random model and test audio.
+
+Tests marked `real` use the real `smol` weights of `unispeech weights fetch`; without them they are
+skipped, unless UNISPEECH_REQUIRE_REAL=1 (as in CI), where a missing cache is an error instead.
+"""
 
 import os
 
@@ -8,6 +12,21 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config, items):
+    real = [item for item in items if "real" in item.keywords]
+    if not real:
+        return
+    from unispeech.weights import cache_dir, is_complete
+
+    if is_complete(cache_dir("smol")):
+        return
+    missing = f"no complete smol cache at {cache_dir('smol')}: run `unispeech weights fetch`"
+    if os.environ.get("UNISPEECH_REQUIRE_REAL") == "1":
+        raise pytest.UsageError(missing)
+    for item in real:
+        item.add_marker(pytest.mark.skip(reason=missing))
 
 
 @pytest.fixture(autouse=True)

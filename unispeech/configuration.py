@@ -165,3 +165,9 @@ class UnispeechLMConfig(PretrainedConfig):
         encoder_config = {"n_audio_state": 32, "n_audio_head": 2, "n_audio_layer": 1}
         settings = {"projector_hidden_size": 64, "time_embedding_frequencies": 32, **overrides}
         return cls(text_config=text_config, encoder_config=encoder_config, **settings)
+
+
+# Registered so that transformers' Auto classes (AutoConfig, and AutoTokenizer reading config.json
+# beside a tokenizer) know the model types of saved unispeech models.
+AutoConfig.register(WhisperEncoderConfig.model_type, WhisperEncoderConfig)
+AutoConfig.register(UnispeechLMConfig.model_type, UnispeechLMConfig)

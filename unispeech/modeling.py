@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from unispeech.configuration import UnispeechLMConfig
@@ -214,3 +214,6 @@ def _place(
             "were made: were the inputs made by a processor with this model's config?"
         )
     return embeddings.masked_scatter(positions[..., None], values.to(embeddings.dtype))
+
+
+AutoModel.register(UnispeechLMConfig, UnispeechLMModel)

