@@ -22,8 +22,8 @@ def test_a_mixed_batch_trains_both_tasks(tiny):
     model.train()
     try:
         output = model(**processor(_samples()), generator=torch.Generator().manual_seed(0))
-        assert torch.isfinite(output.asr_loss) and torch.isfinite(output.tts_loss)
-        torch.testing.assert_close(output.loss, output.asr_loss + output.tts_loss)
+        assert torch.isfinite(output.text_loss) and torch.isfinite(output.tts_loss)
+        torch.testing.assert_close(output.loss, output.text_loss + output.tts_loss)
         model.zero_grad()
         output.loss.backward()
         assert model.projector.linear_in.weight.grad.abs().sum() > 0
@@ -36,7 +36,7 @@ def test_a_mixed_batch_trains_both_tasks(tiny):
 
 
 @torch.no_grad()
-def test_asr_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
+def test_text_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
     model, processor = tiny_sdpa
     batch = processor([s for s in _samples() if isinstance(s, AsrSample)])
     output = model(**batch)
@@ -45,7 +45,7 @@ def test_asr_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
     reference = model.backbone(
         inputs_embeds=embeddings, attention_mask=batch["attention_mask"], labels=batch["labels"]
     )
-    torch.testing.assert_close(output.asr_loss, reference.loss)
+    torch.testing.assert_close(output.text_loss, reference.loss)
     assert output.tts_loss is None
 
 

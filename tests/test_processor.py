@@ -5,7 +5,7 @@ import torch
 from tests.conftest import noise_clip
 from unispeech.audio import AudioError
 from unispeech.lengths import mel_patches, speech_tokens
-from unispeech.processor import AsrSample, TtsSample, UnispeechLMProcessor
+from unispeech.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
 from unispeech.testing import tiny_model
 
 
@@ -36,6 +36,23 @@ def test_a_mixed_batch_keeps_order_and_counts(processor):
     assert (batch["mel"][0, -5:] == 0).all(), "frames to generate start empty"
     text = processor.tokenizer.decode(batch["labels"][2][batch["labels"][2] != -100])
     assert text == "second</s>"
+
+
+def test_ger_samples_with_and_without_audio(processor):
+    batch = processor(
+        [
+            GerSample(("helo world", "hello world"), "hello world"),
+            AsrSample(noise_clip(0.3, 16000), "x", 16000, language="fr"),
+            GerSample(("a b",), None, audio=noise_clip(0.5, 16000), sampling_rate=16000),
+        ]
+    )
+    assert batch["input_features"].shape[0] == 2, "only the samples with audio have features"
+    assert batch["speech_mask"].sum(dim=1).tolist() == [0, speech_tokens(30, 4), speech_tokens(50, 4)]
+    first = processor.tokenizer.decode(batch["input_ids"][0][batch["attention_mask"][0].bool()])
+    assert first.startswith("<s>Below is the best hypothesis") and "helo world" in first
+    assert processor.tokenizer.decode(batch["labels"][0][batch["labels"][0] != -100]) == "hello world</s>"
+    second = processor.tokenizer.decode(batch["input_ids"][1][batch["attention_mask"][1].bool()])
+    assert second.endswith("[fr] x</s>")
 
 
 def test_padding_sides(processor):

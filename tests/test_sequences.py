@@ -1,14 +1,25 @@
 import pytest
 
 from unispeech.markers import NO_MARKER, Marker
-from unispeech.sequences import IGNORE_INDEX, TASKS, PositionKind, TokenIds, build_asr, build_tts, get_task
+from unispeech.sequences import (
+    IGNORE_INDEX,
+    TASKS,
+    PositionKind,
+    TokenIds,
+    build_asr,
+    build_ger,
+    build_tts,
+    ger_prompt,
+    get_task,
+)
+
+K = PositionKind
 
 IDS = TokenIds(bos=1, eos=2, pad=0)
 
 
 def test_asr_layout_and_labels():
     sequence = build_asr(IDS, speech_tokens=3, transcript=[7, 8], bidirectional_speech=False)
-    K = PositionKind
     assert sequence.kinds == [
         K.TEXT,
         K.MARKER,
@@ -55,5 +66,31 @@ def test_without_bos():
 def test_registry():
     assert TASKS["tts"].bidirectional_speech and not TASKS["asr"].bidirectional_speech
     assert get_task("asr").adapter_name == "asr"
-    with pytest.raises(ValueError, match="unknown task 'ger'; known tasks: asr, tts"):
-        get_task("ger")
+    assert not TASKS["ger"].bidirectional_speech
+    with pytest.raises(ValueError, match="unknown task 'vc'; known tasks: asr, tts, ger"):
+        get_task("vc")
+
+
+def test_asr_language_prompt_is_not_learned():
+    sequence = build_asr(IDS, speech_tokens=1, transcript=[7], bidirectional_speech=False, prompt=[9, 9])
+    assert sequence.token_ids[-4:] == [9, 9, 7, 2]
+    assert sequence.labels[-4:] == [IGNORE_INDEX, IGNORE_INDEX, 7, 2]
+
+
+def test_ger_with_and_without_speech():
+    text_only = build_ger(
+        IDS, speech_tokens=None, correction=[7], bidirectional_speech=False, prompt=[1, 5, 6]
+    )
+    assert text_only.token_ids == [1, 5, 6, 7, 2]
+    assert text_only.labels == [IGNORE_INDEX] * 3 + [7, 2]
+    with_speech = build_ger(IDS, speech_tokens=2, correction=None, bidirectional_speech=False, prompt=[5])
+    assert with_speech.kinds[:5] == [K.TEXT, K.MARKER, K.SPEECH, K.SPEECH, K.MARKER]
+    assert with_speech.token_ids[-1] == 5 and set(with_speech.labels) == {IGNORE_INDEX}
+
+
+def test_ger_prompt_lists_best_then_others():
+    prompt = ger_prompt(["best one", "second", "third"])
+    assert prompt.index("best one") < prompt.index("second") < prompt.index("third")
+    assert "(none)" in ger_prompt(["only"])
+    with pytest.raises(ValueError, match="at least one hypothesis"):
+        ger_prompt([])

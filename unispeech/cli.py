@@ -63,7 +63,7 @@ def _check(args: argparse.Namespace) -> None:
     print(
         f"training step  1 ASR + 1 TTS sample: {batch['input_ids'].shape[1]} positions, "
         f"{int(batch['speech_mask'].sum())} speech embeddings, {int(batch['mel_mask'].sum())} mel patches; "
-        f"losses ASR {output.asr_loss.item():.3f}, TTS {output.tts_loss.item():.3f}; "
+        f"losses ASR {output.text_loss.item():.3f}, TTS {output.tts_loss.item():.3f}; "
         f"{elapsed:.2f} s forward + backward on {torch.get_num_threads()} CPU threads"
     )
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, Cache, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from unispeech.configuration import UnispeechLMConfig
@@ -33,10 +33,11 @@ from unispeech.sequences import IGNORE_INDEX
 
 @dataclass
 class UnispeechLMOutput(ModelOutput):
-    """Losses of one forward; `loss` sums the tasks present in the batch."""
+    """Losses of one forward: `text_loss` over transcript and correction tokens (ASR, GER), `tts_loss`
+    over infilled mel frames; `loss` sums those present in the batch."""
 
     loss: torch.Tensor | None = None
-    asr_loss: torch.Tensor | None = None
+    text_loss: torch.Tensor | None = None
     tts_loss: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None  # (B, L, D)
 
@@ -116,20 +117,31 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         attention_mask: torch.Tensor,
         bidirectional_mask: torch.Tensor | None = None,
         hidden_from_span: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
     ) -> torch.Tensor:
-        """The backbone's final hidden states `(B, L, D)` under the dual attention mask."""
+        """The backbone's final hidden states `(B, Q, D)` under the dual attention mask.
+
+        Without a cache, the Q inputs are the whole sequence. With `past_key_values`, they are the
+        newest Q positions, appended to the cache; the masks `(B, K)` then cover all K positions,
+        cached and new."""
+        queries = inputs_embeds.shape[1]
         mask = dual_attention_mask(
-            attention_mask, bidirectional_mask, hidden_from_span, dtype=inputs_embeds.dtype
+            attention_mask,
+            bidirectional_mask,
+            hidden_from_span,
+            query_length=queries,
+            dtype=inputs_embeds.dtype,
         )
         outputs = self.backbone.get_decoder()(
             inputs_embeds=inputs_embeds,
             attention_mask=mask,
-            position_ids=position_ids(attention_mask),
-            use_cache=False,
+            position_ids=position_ids(attention_mask)[:, -queries:],
+            past_key_values=past_key_values,
+            use_cache=past_key_values is not None,
         )
         return outputs.last_hidden_state
 
-    def text_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def next_token_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Next-token cross-entropy where labels are set; logits only at those positions."""
         targets = labels[:, 1:]
         learned = targets != IGNORE_INDEX
@@ -170,19 +182,19 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         )
         hidden = self.run_backbone(inputs_embeds, attention_mask, bidirectional_mask, hidden_from_span)
 
-        asr_loss = tts_loss = None
+        text_loss = tts_loss = None
         if labels is not None and (labels != IGNORE_INDEX).any():
-            asr_loss = self.text_loss(hidden, labels)
+            text_loss = self.next_token_loss(hidden, labels)
         if mel is not None:
             span_hidden = _repad(
                 hidden[mel_mask], mel_patches(mel_lengths, self.flow.patch_size)
             )  # (S, P, D)
             velocity = self.flow.velocity(span_hidden, time_embeddings, frames=mel.shape[1])
             tts_loss = self.flow.loss(velocity, flow_example.velocity, flow_example.infill)
-        losses = [loss for loss in (asr_loss, tts_loss) if loss is not None]
+        losses = [loss for loss in (text_loss, tts_loss) if loss is not None]
         return UnispeechLMOutput(
             loss=sum(losses) if losses else None,
-            asr_loss=asr_loss,
+            text_loss=text_loss,
             tts_loss=tts_loss,
             last_hidden_state=hidden,
         )

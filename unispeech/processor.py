@@ -34,16 +34,26 @@ from unispeech.audio import (
 from unispeech.configuration import UnispeechLMConfig
 from unispeech.lengths import mel_patches, speech_tokens, whisper_mel_frames
 from unispeech.markers import NO_MARKER
-from unispeech.sequences import IGNORE_INDEX, PositionKind, Sequence, TokenIds, get_task
+from unispeech.sequences import (
+    IGNORE_INDEX,
+    PositionKind,
+    Sequence,
+    TokenIds,
+    ger_prompt,
+    get_task,
+    language_prompt,
+)
 
 
 @dataclass(frozen=True)
 class AsrSample:
-    """Speech to transcribe; `text` is the transcript to learn (None when decoding)."""
+    """Speech to transcribe; `text` is the transcript to learn (None when decoding); `language`
+    an optional hint (an ISO code such as "en") written before the transcript."""
 
     audio: AudioSource
     text: str | None = None
     sampling_rate: int | None = None  # needed for arrays; files carry their own
+    language: str | None = None
     task = "asr"
 
 
@@ -56,6 +66,18 @@ class TtsSample:
     sampling_rate: int | None = None
     extra_frames: int = 0
     task = "tts"
+
+
+@dataclass(frozen=True)
+class GerSample:
+    """An N-best list to correct, best first; `text` is the correction to learn (None when
+    decoding); `audio` optionally lets the model listen too."""
+
+    hypotheses: tuple[str, ...]
+    text: str | None = None
+    audio: AudioSource | None = None
+    sampling_rate: int | None = None
+    task = "ger"
 
 
 class UnispeechLMProcessor:
@@ -77,6 +99,19 @@ class UnispeechLMProcessor:
 
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def ger_prompt_ids(self, hypotheses: SequenceOf[str]) -> list[int]:
+        """The correction prompt, as a user turn of the tokenizer's chat template when it has one
+        (instruction-tuned backbones then start from their own format), else after bos."""
+        text = ger_prompt(list(hypotheses))
+        if self.tokenizer.chat_template:
+            messages = [{"role": "user", "content": text}]
+            rendered = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            return self.tokenize(rendered)
+        start = [] if self.token_ids.bos is None else [self.token_ids.bos]
+        return start + self.tokenize(text)
 
     def speech_features(self, audio: AudioSource, sampling_rate: int | None) -> tuple[torch.Tensor, int]:
         """Whisper log-mel `(M, F)` of one clip and its real frame count `F_real`.
@@ -102,7 +137,7 @@ class UnispeechLMProcessor:
         return vocoder_log_mel(load_audio(audio, settings.sample_rate, sampling_rate), settings).T
 
     def __call__(
-        self, samples: SequenceOf[AsrSample | TtsSample], padding_side: str = "right"
+        self, samples: SequenceOf[AsrSample | TtsSample | GerSample], padding_side: str = "right"
     ) -> BatchFeature:
         if not samples:
             raise ValueError("no samples to process")
@@ -111,13 +146,20 @@ class UnispeechLMProcessor:
         sequences, features, feature_lengths, mels, mel_lengths = [], [], [], [], []
         for sample in samples:
             task = get_task(sample.task)
-            if isinstance(sample, AsrSample):
+            tokens = None
+            if getattr(sample, "audio", None) is not None and not isinstance(sample, TtsSample):
                 mel, frames = self.speech_features(sample.audio, sample.sampling_rate)
                 tokens = speech_tokens(frames, self.config.projector_stack)
-                transcript = None if sample.text is None else self.tokenize(sample.text)
-                sequence = task.build(self.token_ids, tokens, transcript, task.bidirectional_speech)
                 features.append(mel)
                 feature_lengths.append(frames)
+            if isinstance(sample, AsrSample):
+                prompt = None if sample.language is None else self.tokenize(language_prompt(sample.language))
+                transcript = None if sample.text is None else self.tokenize(sample.text)
+                sequence = task.build(self.token_ids, tokens, transcript, task.bidirectional_speech, prompt)
+            elif isinstance(sample, GerSample):
+                correction = None if sample.text is None else self.tokenize(sample.text)
+                prompt = self.ger_prompt_ids(sample.hypotheses)
+                sequence = task.build(self.token_ids, tokens, correction, task.bidirectional_speech, prompt)
             else:
                 text = self.tokenize(sample.text.strip())
                 if not text:

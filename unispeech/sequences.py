@@ -3,7 +3,9 @@
 Every task is one sequence of positions through the backbone; this module says which positions,
 in what order, where the loss is taken and which positions attend bidirectionally:
 
-    ASR  [bos] <asr_start> speech×N <asr_end> transcript [eos]          loss on transcript + eos
+    ASR  [bos] <asr_start> speech×N <asr_end> [language] transcript [eos]   loss on transcript + eos
+    GER  ([bos] <asr_start> speech×N <asr_end>) prompt correction [eos]    loss on correction + eos
+         (the prompt lists the N-best hypotheses, HyPoradise style; the speech is optional)
     TTS  [bos] text <tts_start> <time> mel×P                             flow-matching loss on mel
          (the text is the prompt's transcript then the text to speak; <time> and the P mel
           positions form the bidirectional span, since they all change at every ODE step)
@@ -97,18 +99,64 @@ class TokenIds:
     pad: int
 
 
-def build_asr(
-    ids: TokenIds, speech_tokens: int, transcript: list[int] | None, bidirectional_speech: bool
-) -> Sequence:
-    """ASR: speech then its transcript; `transcript=None` stops where decoding starts."""
-    sequence = Sequence(ids.pad)
+def language_prompt(language: str) -> str:
+    """The text that tells the ASR task which language to write, right after the speech."""
+    return f"[{language}] "
+
+
+def ger_prompt(hypotheses: list[str]) -> str:
+    """The N-best correction instruction, HyPoradise style: the best hypothesis, then the others."""
+    if not hypotheses:
+        raise ValueError("N-best correction needs at least one hypothesis")
+    others = "\n".join(hypotheses[1:]) or "(none)"
+    return (
+        "Below is the best hypothesis transcribed by a speech recognition system, and the other "
+        "hypotheses. Revise it, using words that occur in the other hypotheses, into the true "
+        f"transcription.\n\n### Best hypothesis:\n{hypotheses[0]}\n\n### Other hypotheses:\n{others}\n\n"
+        "### Transcription:\n"
+    )
+
+
+def _speech(sequence: Sequence, ids: TokenIds, speech_tokens: int, bidirectional_speech: bool) -> None:
     if ids.bos is not None:
         sequence.text([ids.bos])
     sequence.marker(Marker.ASR_START)
     sequence.speech(speech_tokens, bidirectional=bidirectional_speech)
     sequence.marker(Marker.ASR_END)
+
+
+def build_asr(
+    ids: TokenIds,
+    speech_tokens: int,
+    transcript: list[int] | None,
+    bidirectional_speech: bool,
+    prompt: list[int] | None = None,
+) -> Sequence:
+    """ASR: speech, an optional prompt (the language hint), then the transcript; `transcript=None`
+    stops where decoding starts."""
+    sequence = Sequence(ids.pad)
+    _speech(sequence, ids, speech_tokens, bidirectional_speech)
+    sequence.text(prompt or [])
     if transcript is not None:
         sequence.text([*transcript, ids.eos], learn=True)
+    return sequence
+
+
+def build_ger(
+    ids: TokenIds,
+    speech_tokens: int | None,
+    correction: list[int] | None,
+    bidirectional_speech: bool,
+    prompt: list[int] | None = None,
+) -> Sequence:
+    """GER: optional speech, the prompt listing the hypotheses (with its own start token), then the
+    correction; `correction=None` stops where decoding starts."""
+    sequence = Sequence(ids.pad)
+    if speech_tokens is not None:
+        _speech(sequence, ids, speech_tokens, bidirectional_speech)
+    sequence.text(prompt or [])
+    if correction is not None:
+        sequence.text([*correction, ids.eos], learn=True)
     return sequence
 
 
@@ -137,6 +185,7 @@ class Task:
 TASKS: dict[str, Task] = {
     "asr": Task("asr", adapter_name="asr", build=build_asr, bidirectional_speech=False),
     "tts": Task("tts", adapter_name="tts", build=build_tts, bidirectional_speech=True),
+    "ger": Task("ger", adapter_name="ger", build=build_ger, bidirectional_speech=False),
 }
 
 
