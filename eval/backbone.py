@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from unispeech.pretrained import load
+from unispeech.pretrained import load_parts
 
 PROMPT = "What is the capital of France? Answer in one sentence."
 
@@ -31,7 +31,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    loaded = load(args.model)
+    loaded = load_parts(args.model)
     backbone, tokenizer = loaded.model.backbone, loaded.processor.tokenizer
     messages = [{"role": "user", "content": PROMPT}]
     prompt = tokenizer.apply_chat_template(

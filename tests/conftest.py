@@ -6,9 +6,12 @@ skipped, unless UNISPEECH_REQUIRE_REAL=1 (as in CI), where a missing cache is an
 
 import os
 
-import numpy as np
 import pytest
 import torch
+
+from unispeech.testing import noise as noise_clip
+
+__all__ = ["noise_clip"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -51,6 +54,14 @@ def tiny_sdpa():
     return tiny_model()
 
 
-def noise_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
-    """A deterministic clip of quiet noise, float32 mono."""
-    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sample_rate))).astype(np.float32)
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A tiny random model and its processor saved to a folder, as `save_pretrained` writes them."""
+    from unispeech.testing import tiny_model
+
+    torch.manual_seed(0)
+    model, processor = tiny_model()
+    folder = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import soundfile
@@ -86,3 +88,138 @@ def test_vocode_with_a_missing_vocoder(capsys, tmp_path):
         == 2
     )
     _one_line_error(capsys, "vocode", "no vocoder at")
+
+
+def _write(path, audio, rate=16000):
+    soundfile.write(path, audio, rate, subtype="FLOAT")  # float keeps NaN, as a corrupt file may hold
+    return str(path)
+
+
+def test_transcribe_files_as_text_nbest_and_json(capsys, tiny_dir, tmp_path):
+    from tests.conftest import noise_clip
+
+    soundfile.write(tmp_path / "b.flac", noise_clip(0.3, 16000, 1), 16000)
+    files = [_write(tmp_path / "a.wav", noise_clip(0.4, 16000)), str(tmp_path / "b.flac")]
+    model = ["--model", str(tiny_dir), "--adapters", "none"]
+    assert main(["transcribe", *files, *model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == files
+    assert main(["transcribe", files[0], "--json", "--nbest", "2", *model]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (
+        record["file"] == files[0]
+        and len(record["nbest"]) == 2
+        and record["chunks"][0]["timestamp"] == [0.0, 0.4]
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: None, "no such audio file"),
+        (lambda path: path.write_bytes(b"not audio at all"), "cannot read audio file"),
+        (lambda path: _write(path, np.zeros(0, np.float32)), "audio is empty"),
+        (lambda path: _write(path, np.full(1600, np.nan, np.float32), 16000), "NaN"),
+    ],
+)
+def test_transcribe_bad_input(capsys, tiny_dir, tmp_path, make, message):
+    path = tmp_path / "in.wav"
+    make(path)
+    args = ["transcribe", str(path), "--model", str(tiny_dir), "--adapters", "none"]
+    assert main(args) == EXIT_USER_ERROR
+    _one_line_error(capsys, "transcribe", message)
+
+
+def test_transcribe_very_long_audio(capsys, tiny_dir, tmp_path):
+    from tests.conftest import noise_clip
+
+    path = _write(tmp_path / "long.wav", noise_clip(95.0, 16000))
+    assert main(["transcribe", path, "--json", "--model", str(tiny_dir), "--adapters", "none"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert len(record["chunks"]) == 4 and record["chunks"][-1]["timestamp"][1] == pytest.approx(95.0)
+
+
+def test_speak_writes_a_wav(capsys, tiny_dir, tmp_path):
+    from tests.conftest import noise_clip
+
+    prompt = _write(tmp_path / "prompt.wav", noise_clip(0.5, 22050), 22050)
+    out = tmp_path / "out.wav"
+    args = ["speak", "hello there", "--prompt", prompt, "--prompt-text", "ab", "-o", str(out), "--steps", "1"]
+    assert main([*args, "--duration", "0.4", "--model", str(tiny_dir), "--adapters", "none"]) == 0
+    assert soundfile.info(out).samplerate == 22050 and abs(soundfile.info(out).duration - 0.4) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt", "message"),
+    [
+        ("hello", "missing.wav", "no such voice prompt"),
+        ("   ", "prompt.wav", "nothing to speak"),
+        ("hello", "prompt.wav", "steps (ODE function evaluations) must be at least 1, got 0"),
+    ],
+)
+def test_speak_bad_input(capsys, tiny_dir, tmp_path, text, prompt, message):
+    from tests.conftest import noise_clip
+
+    _write(tmp_path / "prompt.wav", noise_clip(0.5, 22050), 22050)
+    args = [
+        "speak",
+        text,
+        "--prompt",
+        str(tmp_path / prompt),
+        "--prompt-text",
+        "ab",
+        "-o",
+        str(tmp_path / "o.wav"),
+    ]
+    extra = ["--steps", "0"] if message.startswith("steps") else []
+    assert main([*args, *extra, "--model", str(tiny_dir), "--adapters", "none"]) == EXIT_USER_ERROR
+    _one_line_error(capsys, "speak", message)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_speak_ten_thousand_characters(capsys, tiny_dir, tmp_path):
+    from tests.conftest import noise_clip
+
+    prompt = _write(tmp_path / "prompt.wav", noise_clip(0.5, 22050), 22050)
+    text = ("This is a sentence. " * 500)[:10_000]
+    out = tmp_path / "long.wav"
+    args = ["speak", text, "--prompt", prompt, "--prompt-text", "a b c d e f", "-o", str(out)]
+    fast = ["--steps", "1", "--guidance-strength", "0", "--speed", "4"]  # a quarter of the frames to vocode
+    assert main([*args, *fast, "--model", str(tiny_dir), "--adapters", "none"]) == 0
+    # 500 sentences of 19 bytes at 4 times the prompt's 11 bytes per 0.5 s, whole frames each
+    frames = round(0.5 * 19 / 11 / 4 * 22050 / 256)
+    assert soundfile.info(out).frames == 500 * frames * 256
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '["helo world", "hello world"]',
+        '{"input": ["helo world", "hello world"], "output": "hello world"}',
+        '{"input": ["a"]}\n{"input": ["b", "c"]}\n',
+        '[["a"], ["b", "c"]]',
+    ],
+)
+def test_correct_reads_json_from_stdin_or_a_file(capsys, monkeypatch, tiny_dir, tmp_path, payload):
+    import io
+
+    expected = payload.count('"input"') or (2 if payload.startswith("[[") else 1)
+    monkeypatch.setattr("sys.stdin", io.StringIO(payload))
+    assert main(["correct", "--model", str(tiny_dir), "--adapters", "none"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == expected
+    (tmp_path / "nbest.json").write_text(payload)
+    assert (
+        main(["correct", str(tmp_path / "nbest.json"), "--model", str(tiny_dir), "--adapters", "none"]) == 0
+    )
+    assert len(capsys.readouterr().out.splitlines()) == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"), [("", "empty input"), ("{not json", "not JSON"), ("[1, 2]", "list of strings")]
+)
+def test_correct_bad_input(capsys, monkeypatch, tiny_dir, payload, message):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(payload))
+    assert main(["correct", "--model", str(tiny_dir), "--adapters", "none"]) == EXIT_USER_ERROR
+    _one_line_error(capsys, "correct", message)

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from unispeech.audio import WHISPER_SAMPLE_RATE, MelSettings, load_audio, vocoder_log_mel
 from unispeech.encoder import SpeechEncoder
 from unispeech.evaluation import word_error_rate
-from unispeech.pretrained import load, load_vocoder, load_whisper
+from unispeech.pretrained import load_parts, load_vocoder, load_whisper
 from unispeech.processor import AsrSample
 from unispeech.samples import LJSPEECH_SAMPLE
 from unispeech.testing import tiny_model
@@ -18,7 +18,7 @@ from unispeech.weights import WeightsError, cache_dir
 
 @pytest.fixture(scope="module")
 def smol():
-    return load("smol")
+    return load_parts("smol")
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +89,20 @@ def test_the_cache_holds_the_real_backbone(smol):
 
 def test_loading_something_that_is_not_a_model(tmp_path):
     with pytest.raises(WeightsError, match=r"no model at .* \(no config.json\); known names: smol"):
-        load(tmp_path)
+        load_parts(tmp_path)
 
 
 def test_loading_a_saved_model_and_a_corrupt_one(tmp_path):
     model, processor = tiny_model()
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
-    loaded = load(tmp_path)
+    loaded = load_parts(tmp_path)
     assert isinstance(loaded.vocoder, GriffinLim), "no HiFi-GAN saved: Griffin-Lim stands in"
     torch.testing.assert_close(loaded.model.projector.linear_in.weight, model.projector.linear_in.weight)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(WeightsError, match="cannot read the model at"):
-        load(tmp_path)
+        load_parts(tmp_path)
 
 
 def test_a_vocoder_that_reads_another_mel_is_refused(tmp_path):

@@ -13,6 +13,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 _EXPORTS = {
+    "load": "unispeech.api",
+    "Unispeech": "unispeech.api",
+    "TranscriptionOptions": "unispeech.transcription",
+    "SynthesisOptions": "unispeech.synthesis",
+    "CorrectionOptions": "unispeech.correction",
+    "DecodingOptions": "unispeech.decoding",
     "UnispeechLMConfig": "unispeech.configuration",
     "WhisperEncoderConfig": "unispeech.configuration",
     "UnispeechLMModel": "unispeech.modeling",

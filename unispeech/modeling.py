@@ -74,6 +74,16 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         self.flow = FlowMatching(config)
         self.post_init()
 
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """The base model only: with task adapters attached, the backbone's layers are wrapped and the
+        active task's modules are live, so save adapters with `adapters.save_task_adapter` instead."""
+        if getattr(self, "_unispeech_adapters", None) is not None:
+            raise ValueError(
+                "this model carries task adapters: save them with unispeech.adapters.save_task_adapter, "
+                "and the base model from a copy loaded without adapters"
+            )
+        super().save_pretrained(save_directory, *args, **kwargs)
+
     def encode_speech(
         self, input_features: torch.Tensor, feature_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@
 (transformers dequantises it), whisper-base from CTranslate2 (`ctranslate2.py`), HiFi-GAN from its
 original checkpoint (`vocoder.py`); `assemble` puts a causal LM and a Whisper encoder into one
 `UnispeechLMModel` (the task modules start from a fixed seed until adapters are trained).
-`load("smol")` or `load(path)` gives the assembled base back as a `Unispeech` (model, processor,
+`load_parts("smol")` or `load_parts(path)` gives the assembled base back (model, processor,
 vocoder); `load_whisper` gives the whole openai-whisper model, our reference transcriber and judge.
 Other sources work the same way: any causal-LM directory or hub id as backbone, any openai-whisper
 `.pt` or whisper safetensors file as encoder.
@@ -48,7 +48,7 @@ ALIGNMENT_HEADS_METADATA_KEY = "alignment_heads"
 
 
 @dataclass
-class Unispeech:
+class PretrainedParts:
     """An assembled model: the unified speech LM, its processor and the vocoder that voices its mels."""
 
     model: UnispeechLMModel
@@ -157,7 +157,7 @@ def load_vocoder(name_or_path: str | Path = "smol", mel_settings: MelSettings | 
     return vocoder.eval()
 
 
-def load(name_or_path: str | Path = "smol", attn_implementation: str = "sdpa") -> Unispeech:
+def load_parts(name_or_path: str | Path = "smol", attn_implementation: str = "sdpa") -> PretrainedParts:
     """The assembled base model: `"smol"` from the cache, or a folder saved by `save_pretrained`
     (with, optionally, `hifigan/generator.safetensors`; Griffin-Lim stands in without one)."""
     folder = require(str(name_or_path)) if str(name_or_path) in MODELS else Path(name_or_path)
@@ -171,4 +171,4 @@ def load(name_or_path: str | Path = "smol", attn_implementation: str = "sdpa") -
         raise WeightsError(f"cannot read the model at {model_dir}: {error}") from None
     has_vocoder = (folder / VOCODER_FILE).is_file()
     vocoder = load_vocoder(folder if has_vocoder else GRIFFIN_LIM, model.config.mel_settings)
-    return Unispeech(model=model, processor=processor, vocoder=vocoder)
+    return PretrainedParts(model=model, processor=processor, vocoder=vocoder)

@@ -174,18 +174,20 @@ def build_tts(ids: TokenIds, mel_patches: int, text: list[int], bidirectional_sp
 
 @dataclass(frozen=True)
 class Task:
-    """A task's adapter name, sequence builder and attention over its speech."""
+    """A task's adapter name, sequence builder, attention over its speech, and the model's
+    submodules it trains beside its LoRA adapter (saved with it)."""
 
     name: str
     adapter_name: str
     build: Callable[..., Sequence]
     bidirectional_speech: bool
+    task_modules: tuple[str, ...]
 
 
 TASKS: dict[str, Task] = {
-    "asr": Task("asr", adapter_name="asr", build=build_asr, bidirectional_speech=False),
-    "tts": Task("tts", adapter_name="tts", build=build_tts, bidirectional_speech=True),
-    "ger": Task("ger", adapter_name="ger", build=build_ger, bidirectional_speech=False),
+    "asr": Task("asr", "asr", build_asr, bidirectional_speech=False, task_modules=("projector", "markers")),
+    "tts": Task("tts", "tts", build_tts, bidirectional_speech=True, task_modules=("flow", "markers")),
+    "ger": Task("ger", "ger", build_ger, bidirectional_speech=False, task_modules=("projector", "markers")),
 }
 
 

@@ -1,4 +1,5 @@
-"""Tiny random models for tests and examples: a byte-level tokenizer and a small `UnispeechLMModel`.
+"""Tiny random models for tests and examples: a byte-level tokenizer, a small `UnispeechLMModel`,
+and deterministic noise clips.
 
 Nothing here downloads anything: the tokenizer is built in memory (each UTF-8 byte one token, plus
 `<pad>`, `<s>`, `</s>`), so tests run offline and in seconds, on any text in any script.
@@ -6,6 +7,7 @@ Nothing here downloads anything: the tokenizer is built in memory (each UTF-8 by
 
 from __future__ import annotations
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -36,3 +38,8 @@ def tiny_model(
     config = UnispeechLMConfig.tiny(vocab_size=len(tokenizer), **config_overrides)
     model = UnispeechLMModel._from_config(config, attn_implementation=attn_implementation).eval()
     return model, UnispeechLMProcessor(tokenizer, config)
+
+
+def noise(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """A deterministic clip of quiet noise (standard deviation 0.1), float32 mono."""
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sample_rate))).astype(np.float32)

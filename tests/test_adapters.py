@@ -1,0 +1,367 @@
+import json
+
+import pytest
+import torch
+
+from tests.conftest import noise_clip
+from unispeech.adapters import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    ADAPTERS_ENVIRONMENT_VARIABLE,
+    METADATA_FILE,
+    REPOSITORY_ROOT,
+    TASK_MODULES_FILE,
+    AdapterError,
+    AdapterMismatchError,
+    active_task,
+    adapter_dir,
+    add_task_adapter,
+    default_lora_config,
+    load_task_adapter,
+    loaded_tasks,
+    save_task_adapter,
+    set_task,
+)
+from unispeech.processor import AsrSample, TtsSample
+from unispeech.testing import tiny_model
+
+SMALL_LORA_RANK = 4
+TRAINING_NOISE = 0.05  # scale of the random "training" updates: enough to move every output
+
+
+def _tiny(**overrides):
+    """A tiny model with the same base weights every time (so fresh models share one base)."""
+    torch.manual_seed(0)
+    return tiny_model(**overrides)
+
+
+@pytest.fixture
+def tiny():
+    return _tiny()
+
+
+def _batch(processor):
+    return processor(
+        [
+            AsrSample(noise_clip(0.5, 16000, 1), "hello world", 16000),
+            TtsSample(noise_clip(0.3, 22050, 2), "speak this", 22050),
+        ]
+    )
+
+
+@torch.no_grad()
+def _outputs(model, batch) -> dict[str, torch.Tensor]:
+    """The summed loss (text + TTS), the TTS loss and the hidden states, under one fixed
+    flow-matching draw."""
+    example = model.flow.draw(
+        model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(0)
+    )
+    output = model(**batch, flow_example=example)
+    return {"loss": output.loss, "tts_loss": output.tts_loss, "hidden": output.last_hidden_state}
+
+
+def _assert_equal(actual: dict, expected: dict) -> None:
+    for key in expected:
+        assert torch.equal(actual[key], expected[key]), key
+
+
+def _assert_differs(actual: dict, expected: dict) -> None:
+    assert (actual["hidden"] - expected["hidden"]).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def _train(model, task: str, seed: int) -> None:
+    """Stand in for training: move the task's LoRA (lora_B too, so it is no no-op) and its modules."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def nudge(parameter: torch.Tensor) -> None:
+        parameter.add_(TRAINING_NOISE * torch.randn(parameter.shape, generator=generator))
+
+    for name, parameter in model.backbone.named_parameters():
+        if "lora_" in name and f".{task}." in name:
+            nudge(parameter)
+    for module in {"asr": ("projector", "markers"), "tts": ("flow", "markers")}[task]:
+        for parameter in getattr(model, module).parameters():
+            nudge(parameter)
+
+
+def _module_state(model, module: str) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in getattr(model, module).state_dict().items()}
+
+
+def _assert_module(model, module: str, expected: dict[str, torch.Tensor]) -> None:
+    state = getattr(model, module).state_dict()
+    assert all(torch.equal(state[key], value) for key, value in expected.items()), module
+
+
+def _small_lora(model):
+    config = default_lora_config(model)
+    config.r, config.lora_alpha = SMALL_LORA_RANK, 2 * SMALL_LORA_RANK
+    return config
+
+
+def test_the_default_lora_targets_the_backbones_attention_projections(tiny):
+    model, _ = tiny
+    config = default_lora_config(model)
+    assert set(config.target_modules) == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (16, 32, 0.05)
+
+
+def test_a_fresh_adapter_is_trainable_and_a_no_op_until_trained(tiny):
+    model, processor = tiny
+    batch = _batch(processor)
+    base = _outputs(model, batch)
+    add_task_adapter(model, "asr")
+    assert active_task(model) == "asr" and loaded_tasks(model) == ["asr"]
+    assert not any(module.training for module in model.modules()), "new LoRA layers follow eval mode"
+    _assert_equal(_outputs(model, batch), base)
+
+    trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert any(".lora_B.asr." in name for name in trainable)
+    assert all("lora_" in name for name in trainable if name.startswith("backbone."))  # base frozen
+    assert all(p.requires_grad for m in (model.projector, model.markers) for p in m.parameters())
+
+    _train(model, "asr", seed=1)
+    trained = _outputs(model, batch)
+    _assert_differs(trained, base)
+    set_task(model, None)
+    assert active_task(model) is None
+    _assert_equal(_outputs(model, batch), base)
+    set_task(model, "asr")
+    _assert_equal(_outputs(model, batch), trained)
+
+
+def test_save_then_load_into_a_fresh_model_gives_the_same_outputs(tiny, tmp_path):
+    model, processor = tiny
+    batch = _batch(processor)
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    _train(model, "asr", seed=1)
+    expected = _outputs(model, batch)
+    folder = save_task_adapter(model, "asr", tmp_path / "smol" / "asr")
+
+    assert sorted(file.name for file in folder.iterdir()) == sorted(
+        [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, TASK_MODULES_FILE, METADATA_FILE]
+    )
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    assert metadata["task"] == "asr" and metadata["task_modules"] == ["projector", "markers"]
+    assert metadata["base"]["hidden_size"] == 64 and metadata["base"]["projector_stack"] == 4
+    assert metadata["dtype"] == "float32"
+
+    fresh, _ = _tiny()
+    assert load_task_adapter(fresh, folder) == "asr"
+    assert active_task(fresh) == "asr"
+    _assert_equal(_outputs(fresh, batch), expected)
+    assert not any(p.requires_grad for name, p in fresh.backbone.named_parameters() if "lora_" in name)
+
+
+def test_switching_between_two_loaded_tasks_is_exact(tiny, tmp_path):
+    model, processor = tiny
+    batch = _batch(processor)
+    base = _outputs(model, batch)
+    base_projector, base_flow = _module_state(model, "projector"), _module_state(model, "flow")
+    for seed, task in enumerate(["asr", "tts"], start=1):
+        add_task_adapter(model, task, lora=_small_lora(model))
+        _train(model, task, seed)
+        save_task_adapter(model, task, tmp_path / task)
+
+    fresh, _ = _tiny()
+    load_task_adapter(fresh, tmp_path / "asr")
+    asr, asr_projector, asr_markers = (
+        _outputs(fresh, batch),
+        *(_module_state(fresh, m) for m in ("projector", "markers")),
+    )
+    load_task_adapter(fresh, tmp_path / "tts")
+    tts, tts_flow, tts_markers = (
+        _outputs(fresh, batch),
+        *(_module_state(fresh, m) for m in ("flow", "markers")),
+    )
+    assert loaded_tasks(fresh) == ["asr", "tts"] and active_task(fresh) == "tts"
+    _assert_differs(asr, tts)
+    _assert_differs(asr, base)
+
+    for task, expected in [("asr", asr), ("tts", tts), ("asr", asr), (None, base), ("tts", tts)]:
+        set_task(fresh, task)
+        assert active_task(fresh) == task
+        _assert_equal(_outputs(fresh, batch), expected)
+        if task == "asr":  # its modules in place, the others as in the base
+            _assert_module(fresh, "projector", asr_projector)
+            _assert_module(fresh, "markers", asr_markers)
+            _assert_module(fresh, "flow", base_flow)
+        elif task == "tts":
+            _assert_module(fresh, "flow", tts_flow)
+            _assert_module(fresh, "markers", tts_markers)
+            _assert_module(fresh, "projector", base_projector)
+        else:
+            _assert_module(fresh, "projector", base_projector)
+            _assert_module(fresh, "flow", base_flow)
+
+
+@torch.no_grad()
+def test_task_modules_trained_in_place_survive_a_switch(tiny):
+    model, _ = tiny
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    add_task_adapter(model, "tts", lora=_small_lora(model))
+    set_task(model, "asr")
+    model.projector.linear_in.weight.add_(1.0)  # as an optimiser step would
+    trained = _module_state(model, "projector")
+    set_task(model, "tts")
+    assert not torch.equal(model.projector.linear_in.weight, trained["linear_in.weight"])
+    set_task(model, "asr")
+    _assert_module(model, "projector", trained)
+
+
+def test_an_unknown_task_is_refused_with_the_loaded_ones(tiny):
+    model, _ = tiny
+    with pytest.raises(ValueError, match=r"task 'asr' has no adapter on this model; loaded tasks: none"):
+        set_task(model, "asr")
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    add_task_adapter(model, "tts", lora=_small_lora(model))
+    with pytest.raises(ValueError, match=r"task 'ger' has no adapter on this model; loaded tasks: asr, tts"):
+        set_task(model, "ger")
+    with pytest.raises(ValueError, match=r"task 'asr' already has an adapter"):
+        add_task_adapter(model, "asr")
+    with pytest.raises(ValueError, match=r"not task modules of this model: encoder"):
+        add_task_adapter(model, "ger", modules=["projector", "encoder"])
+
+
+def test_a_loaded_adapter_stays_frozen_unless_loaded_trainable(tiny, tmp_path):
+    model, _ = tiny
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    save_task_adapter(model, "asr", tmp_path / "asr")
+
+    def lora_trainable(model) -> set[bool]:
+        return {p.requires_grad for name, p in model.backbone.named_parameters() if ".lora_A.asr." in name}
+
+    frozen, _ = _tiny()
+    load_task_adapter(frozen, tmp_path / "asr")
+    set_task(frozen, None)
+    set_task(frozen, "asr")  # peft's set_adapter would make it trainable
+    assert lora_trainable(frozen) == {False}
+    trainable, _ = _tiny()
+    load_task_adapter(trainable, tmp_path / "asr", trainable=True)
+    assert lora_trainable(trainable) == {True}
+
+
+def test_loading_a_task_again_replaces_it(tiny, tmp_path):
+    model, processor = tiny
+    batch = _batch(processor)
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    _train(model, "asr", seed=1)
+    save_task_adapter(model, "asr", tmp_path / "first")
+    _train(model, "asr", seed=2)
+    second = _outputs(model, batch)
+    save_task_adapter(model, "asr", tmp_path / "second")
+
+    fresh, _ = _tiny()
+    load_task_adapter(fresh, tmp_path / "first")
+    load_task_adapter(fresh, tmp_path / "second")
+    assert loaded_tasks(fresh) == ["asr"]
+    _assert_equal(_outputs(fresh, batch), second)
+    assert load_task_adapter(fresh, tmp_path / "first", task="asr_first") == "asr_first"
+    assert loaded_tasks(fresh) == ["asr", "asr_first"]
+
+
+@pytest.fixture
+def saved_asr(tiny, tmp_path):
+    model, _ = tiny
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    _train(model, "asr", seed=1)
+    return save_task_adapter(model, "asr", tmp_path / "asr")
+
+
+def test_an_adapter_from_another_base_is_refused_naming_each_field(saved_asr):
+    other, _ = _tiny(projector_stack=2)
+    with pytest.raises(AdapterMismatchError, match=r"projector_stack=4; this model has projector_stack=2"):
+        load_task_adapter(other, saved_asr)
+    assert loaded_tasks(other) == []
+
+    metadata = json.loads((saved_asr / METADATA_FILE).read_text())
+    metadata["base"].update(hidden_size=576, num_hidden_layers=30)  # as if trained on smol
+    (saved_asr / METADATA_FILE).write_text(json.dumps(metadata))
+    model, _ = _tiny()
+    with pytest.raises(AdapterMismatchError) as raised:
+        load_task_adapter(model, saved_asr)
+    assert str(raised.value) == (
+        f"adapter 'asr' at {saved_asr} was trained on a base with hidden_size=576, num_hidden_layers=30; "
+        "this model has hidden_size=64, num_hidden_layers=2"
+    )
+    assert isinstance(raised.value, ValueError)
+
+
+def test_a_missing_or_incomplete_folder_is_refused(saved_asr, tmp_path):
+    model, _ = _tiny()
+    with pytest.raises(FileNotFoundError, match=r"no adapter folder at .*nowhere"):
+        load_task_adapter(model, tmp_path / "nowhere")
+    (saved_asr / METADATA_FILE).unlink()  # a plain peft folder, say
+    with pytest.raises(
+        FileNotFoundError, match=rf"not a complete unispeech adapter: {METADATA_FILE} missing"
+    ):
+        load_task_adapter(model, saved_asr)
+    assert loaded_tasks(model) == []
+
+
+@pytest.mark.parametrize("damaged", [ADAPTER_WEIGHTS_FILE, TASK_MODULES_FILE, METADATA_FILE])
+def test_a_damaged_file_is_refused_before_the_model_changes(saved_asr, damaged):
+    file = saved_asr / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])  # a truncated copy
+    model, processor = _tiny()
+    batch = _batch(processor)
+    base = _outputs(model, batch)
+    with pytest.raises(AdapterError, match=rf"cannot read .*{damaged}.*damaged"):
+        load_task_adapter(model, saved_asr)
+    assert loaded_tasks(model) == []
+    _assert_equal(_outputs(model, batch), base)
+
+
+def test_lora_weights_that_do_not_fit_their_config_are_refused(saved_asr):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(saved_asr / ADAPTER_WEIGHTS_FILE)
+    del tensors[next(key for key in tensors if "lora_B" in key)]  # a silent no-op layer otherwise
+    save_file(tensors, saved_asr / ADAPTER_WEIGHTS_FILE)
+    model, _ = _tiny()
+    with pytest.raises(AdapterError, match=r"do not match adapter_config.json: missing"):
+        load_task_adapter(model, saved_asr)
+    assert loaded_tasks(model) == []
+
+
+def test_a_half_precision_save_is_smaller_and_loads_close(tiny, tmp_path):
+    model, processor = tiny
+    batch = _batch(processor)
+    add_task_adapter(model, "tts", lora=_small_lora(model))
+    _train(model, "tts", seed=3)
+    expected = _outputs(model, batch)
+    full = save_task_adapter(model, "tts", tmp_path / "fp32")
+    half = save_task_adapter(model, "tts", tmp_path / "fp16", dtype=torch.float16)
+    for file in (ADAPTER_WEIGHTS_FILE, TASK_MODULES_FILE):
+        assert (half / file).stat().st_size < 0.6 * (full / file).stat().st_size, file
+    assert json.loads((half / METADATA_FILE).read_text())["dtype"] == "float16"
+
+    fresh, _ = _tiny()
+    load_task_adapter(fresh, half)
+    assert fresh.flow.mel_output.weight.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in fresh.backbone.parameters())
+    actual = _outputs(fresh, batch)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=2e-3, rtol=2e-3)
+    with pytest.raises(ValueError, match=r"dtype must be one of float32, float16, bfloat16"):
+        save_task_adapter(model, "tts", tmp_path / "int8", dtype=torch.int8)
+
+
+def test_adapter_dir_follows_the_shipped_layout(tmp_path, monkeypatch):
+    monkeypatch.delenv(ADAPTERS_ENVIRONMENT_VARIABLE, raising=False)
+    assert adapter_dir("smol", "asr") == REPOSITORY_ROOT / "adapters" / "smol" / "asr"
+    assert adapter_dir("smol", "tts", root=tmp_path) == tmp_path / "smol" / "tts"
+    monkeypatch.setenv(ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path))
+    assert adapter_dir("smol", "asr") == tmp_path / "smol" / "asr"
+    with pytest.raises(ValueError, match=r"task '../asr' is not a folder name"):
+        adapter_dir("smol", "../asr")
+
+
+def test_a_model_with_adapters_refuses_save_pretrained(tmp_path):
+    model, _ = tiny_model()
+    set_task(model, None)
+    model.save_pretrained(tmp_path / "bare")  # no adapter ever loaded: an ordinary base model
+    add_task_adapter(model, "asr")
+    with pytest.raises(ValueError, match=r"carries task adapters: save them with .*save_task_adapter"):
+        model.save_pretrained(tmp_path / "wrapped")

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from tests.conftest import noise_clip
+from unispeech.adapters import add_task_adapter, save_task_adapter
+from unispeech.api import Unispeech, load
+from unispeech.decoding import DecodingOptions
+from unispeech.synthesis import SynthesisOptions
+from unispeech.testing import tiny_model
+from unispeech.transcription import TranscriptionOptions
+
+FAST = TranscriptionOptions(decoding=DecodingOptions(max_new_tokens=4))
+
+
+@pytest.fixture(scope="module")
+def speech(tiny_dir):
+    return load(tiny_dir)
+
+
+def test_one_or_many_recordings(speech):
+    clips = [noise_clip(0.3, 16000, seed=1), noise_clip(0.5, 16000, seed=2)]
+    many = speech.transcribe(clips, FAST, sampling_rate=16000)
+    one = speech.transcribe(clips[1], FAST, sampling_rate=16000)
+    assert len(many) == 2 and many[1].text == one.text
+
+
+def test_one_or_many_nbest_lists(speech):
+    many = speech.correct([["a b", "a c"], ["d"]])
+    one = speech.correct(["d"])
+    assert len(many) == 2 and many[1] == one
+
+
+def test_speak_returns_audio_at_the_vocoders_rate(speech):
+    audio = speech.speak("hi", noise_clip(0.5, 22050), "ab", SynthesisOptions(steps=1, duration=0.5), 22050)
+    assert audio.dtype == np.float32 and speech.sample_rate == 22050
+    assert abs(len(audio) - 0.5 * 22050) <= 256
+
+
+def test_a_prompt_that_transcribes_to_nothing_needs_its_text(speech):
+    with pytest.raises(ValueError, match=r"could not be transcribed .* pass its transcript"):
+        speech.speak("hello", np.zeros(22050, np.float32), None, SynthesisOptions(steps=1), 22050)
+
+
+def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_path):
+    model, _ = tiny_model()
+    model.load_state_dict(load(tiny_dir, adapters=None).model.state_dict())
+    for task in ("asr", "ger"):
+        add_task_adapter(model, task)
+        save_task_adapter(model, task, tmp_path / task)
+    speech = load(tiny_dir, adapters=tmp_path)
+    assert speech.tasks == ["asr", "ger"]
+    seen = []
+    original = Unispeech._use
+
+    def spy(self, task):
+        original(self, task)
+        seen.append((task, self.model._unispeech_adapters.active))
+
+    Unispeech._use = spy
+    try:
+        speech.transcribe(noise_clip(0.3, 16000), FAST, sampling_rate=16000)
+        speech.correct(["a"])
+        speech.speak("x", noise_clip(0.3, 22050), "y", SynthesisOptions(steps=1, duration=0.2), 22050)
+    finally:
+        Unispeech._use = original
+    assert seen == [("asr", "asr"), ("ger", "ger"), ("tts", None)], "no tts adapter: the bare base model"

@@ -1,0 +1,65 @@
+"""The Hugging Face pipelines, built by `transformers.pipeline` from a saved folder."""
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+import unispeech.pipelines  # noqa: F401 - registers the tasks
+from tests.conftest import noise_clip
+from unispeech.audio import AudioError
+
+
+@pytest.fixture(scope="module")
+def asr(tiny_dir):
+    return pipeline("unispeech-speech-recognition", model=str(tiny_dir))
+
+
+def test_speech_recognition_output_like_the_stock_pipeline(asr):
+    plain = asr(noise_clip(0.5, 16000), sampling_rate=16000)
+    assert set(plain) == {"text"} and isinstance(plain["text"], str)
+    full = asr({"raw": noise_clip(0.5, 8000), "sampling_rate": 8000}, return_timestamps=True, nbest=2)
+    assert set(full) == {"text", "chunks", "nbest"}
+    assert full["chunks"][0]["timestamp"] == (0.0, 0.5)
+    assert len(full["nbest"]) == 2 and {"text", "score"} == set(full["nbest"][0])
+
+
+def test_speech_recognition_batch_equals_one_by_one(asr):
+    clips = [noise_clip(0.4, 16000, seed=i) for i in range(3)]
+    batched = asr(clips, sampling_rate=16000)
+    assert batched == [asr(clip, sampling_rate=16000) for clip in clips]
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.zeros(0, np.float32), "empty"),
+        (np.full(1600, np.nan, np.float32), "NaN"),
+        ({"array": np.zeros(10, np.float32)}, "needs 'raw' .* and 'sampling_rate'"),
+        ("/no/such.wav", "no such audio file"),
+    ],
+)
+def test_speech_recognition_bad_input(asr, audio, message):
+    with pytest.raises((AudioError, ValueError), match=message):
+        asr(audio, sampling_rate=16000)
+
+
+def test_text_to_audio(tiny_dir):
+    tts = pipeline("unispeech-text-to-audio", model=str(tiny_dir))
+    prompt = noise_clip(0.4, 22050)
+    out = tts("hello", prompt=prompt, prompt_text="ab", prompt_sampling_rate=22050, steps=1, duration=0.3)
+    assert set(out) == {"audio", "sampling_rate"} and out["sampling_rate"] == 22050
+    assert abs(len(out["audio"]) - 0.3 * 22050) <= 256
+    with pytest.raises(ValueError, match="pass prompt="):
+        tts("hello")
+    with pytest.raises(ValueError, match="unknown text-to-audio arguments: \\['cfg'\\]"):
+        tts("hello", prompt=prompt, cfg=2)
+
+
+def test_nbest_correction_inputs(tiny_dir):
+    ger = pipeline("unispeech-nbest-correction", model=str(tiny_dir))
+    one = ger(["helo world", "hello world"])
+    assert set(one) == {"text"}
+    assert ger({"input": ["helo world", "hello world"], "output": "hello world"}) == one
+    assert ger([["helo world", "hello world"], ["x"]])[0] == one
+    with pytest.raises(ValueError, match="as a list of strings"):
+        ger(42)

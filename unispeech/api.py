@@ -1,0 +1,140 @@
+"""The Python API: load a model once, then transcribe, speak and correct with it.
+
+`load("smol")` assembles the base model (`pretrained.py`) and loads the task adapters shipped for
+it (`adapters/smol/<task>/`, see `adapters.py`). A `Unispeech` object serves all three tasks: each
+call switches to its task's adapter when one is loaded, and runs the bare base model otherwise
+(which has not learned that task: its output is then not meaningful). Run-time options are frozen
+dataclasses (`TranscriptionOptions`, `SynthesisOptions`, `CorrectionOptions`); change one with
+`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence as SequenceOf
+from pathlib import Path
+
+import numpy as np
+
+from unispeech.adapters import adapter_dir, load_task_adapter, loaded_tasks, set_task
+from unispeech.audio import AudioSource
+from unispeech.correction import CorrectionOptions, correct
+from unispeech.modeling import UnispeechLMModel
+from unispeech.pretrained import load_parts
+from unispeech.processor import UnispeechLMProcessor
+from unispeech.sequences import TASKS
+from unispeech.synthesis import SynthesisOptions, speak
+from unispeech.transcription import Transcription, TranscriptionOptions, transcribe
+from unispeech.vocoder import Vocoder
+from unispeech.weights import MODELS
+
+logger = logging.getLogger(__name__)
+
+
+class Unispeech:
+    """A unified speech model with its processor, vocoder and task adapters."""
+
+    def __init__(self, model: UnispeechLMModel, processor: UnispeechLMProcessor, vocoder: Vocoder):
+        self.model, self.processor, self.vocoder = model.eval(), processor, vocoder
+        self._warned: set[str] = set()
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate of the audio `speak` returns."""
+        return self.vocoder.sample_rate
+
+    @property
+    def tasks(self) -> list[str]:
+        """The tasks whose adapters are loaded."""
+        return loaded_tasks(self.model)
+
+    def load_adapter(self, path: str | Path, task: str | None = None) -> str:
+        """Load a task adapter folder (checked against this base model); returns its task."""
+        return load_task_adapter(self.model, path, task)
+
+    def set_task(self, task: str | None) -> None:
+        """Make `task`'s adapter active, or `None` for the bare base model."""
+        set_task(self.model, task)
+
+    def _use(self, task: str) -> None:
+        if task in self.tasks:
+            set_task(self.model, task)
+        else:
+            if task not in self._warned:
+                logger.warning("no %r adapter is loaded: the base model has not learned this task", task)
+                self._warned.add(task)
+            set_task(self.model, None)
+
+    def transcribe(
+        self,
+        audio: AudioSource | SequenceOf[AudioSource],
+        options: TranscriptionOptions = TranscriptionOptions(),
+        sampling_rate: int | None = None,
+        progress: bool = False,
+    ) -> Transcription | list[Transcription]:
+        """Transcribe one recording (a path or an array at `sampling_rate`) or a list of them."""
+        self._use("asr")
+        many = isinstance(audio, (list, tuple))
+        results = transcribe(
+            self.model, self.processor, audio if many else [audio], options, sampling_rate, progress
+        )
+        return results if many else results[0]
+
+    def speak(
+        self,
+        text: str,
+        prompt: AudioSource,
+        prompt_text: str | None = None,
+        options: SynthesisOptions = SynthesisOptions(),
+        prompt_sampling_rate: int | None = None,
+    ) -> np.ndarray:
+        """`text` in the voice of the `prompt` recording, at `sample_rate`. Without `prompt_text`,
+        the prompt is transcribed first."""
+        if prompt_text is None:
+            prompt_text = self.transcribe(prompt, sampling_rate=prompt_sampling_rate).text
+            if not prompt_text:
+                raise ValueError("the voice prompt could not be transcribed (silent?): pass its transcript")
+        self._use("tts")
+        return speak(
+            self.model, self.processor, self.vocoder, text, prompt, prompt_text, options, prompt_sampling_rate
+        )
+
+    def correct(
+        self,
+        nbest: SequenceOf[str] | SequenceOf[SequenceOf[str]],
+        audio: AudioSource | SequenceOf[AudioSource | None] | None = None,
+        options: CorrectionOptions = CorrectionOptions(),
+        sampling_rate: int | None = None,
+    ) -> str | list[str]:
+        """Correct one N-best list (strings, best first) or a list of them; `audio` (one recording,
+        or one per list) lets the model listen too."""
+        self._use("ger")
+        many = bool(nbest) and not isinstance(nbest[0], str)
+        lists = nbest if many else [nbest]
+        audios = audio if many and audio is not None else [audio] * len(lists)
+        results = correct(self.model, self.processor, lists, audios, options, sampling_rate)
+        return results if many else results[0]
+
+
+def load(
+    name_or_path: str | Path = "smol",
+    adapters: str | Path | None = "shipped",
+    attn_implementation: str = "sdpa",
+) -> Unispeech:
+    """A model by name (from the weight cache) or from a saved folder, with its task adapters:
+    `"shipped"` loads those in `adapters/<name>/` that exist, a path loads every task folder under
+    it, `None` none."""
+    parts = load_parts(name_or_path, attn_implementation)
+    speech = Unispeech(parts.model, parts.processor, parts.vocoder)
+    if adapters is not None:
+        for task in TASKS:
+            if adapters == "shipped":
+                if str(name_or_path) not in MODELS:
+                    break
+                folder = adapter_dir(str(name_or_path), task)
+            else:
+                folder = Path(adapters) / task
+            if folder.is_dir():
+                speech.load_adapter(folder, task)
+        set_task(speech.model, None)
+    return speech
