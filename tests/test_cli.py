@@ -223,3 +223,69 @@ def test_correct_bad_input(capsys, monkeypatch, tiny_dir, payload, message):
     monkeypatch.setattr("sys.stdin", io.StringIO(payload))
     assert main(["correct", "--model", str(tiny_dir), "--adapters", "none"]) == EXIT_USER_ERROR
     _one_line_error(capsys, "correct", message)
+
+
+def test_silence_transcribes_to_an_empty_line(capsys, tiny_dir, tmp_path):
+    path = _write(tmp_path / "silence.wav", np.zeros(16000, np.float32))
+    assert main(["transcribe", path, "--model", str(tiny_dir), "--adapters", "none"]) == 0
+    assert capsys.readouterr().out == "\n"
+
+
+def test_a_wrong_or_missing_adapter_is_one_line(capsys, tiny_dir, tmp_path):
+    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+
+    other, _ = tiny_model(projector_stack=2)  # another base
+    add_task_adapter(other, "asr")
+    save_task_adapter(other, "asr", tmp_path / "adapters" / "asr")
+    audio = _write(tmp_path / "a.wav", np.full(8000, 0.1, np.float32))
+    args = ["transcribe", audio, "--model", str(tiny_dir)]
+    assert main([*args, "--adapters", str(tmp_path / "adapters")]) == EXIT_USER_ERROR
+    _one_line_error(capsys, "transcribe", "projector_stack=2")
+    assert main([*args, "--adapters", str(tmp_path / "nowhere")]) == EXIT_USER_ERROR
+    _one_line_error(capsys, "transcribe", "no task adapter folders (asr, tts, ger) in")
+
+
+def test_data_import_validate_and_split(capsys, tmp_path):
+    from tests.conftest import noise_clip
+
+    folder = tmp_path / "lj"
+    (folder / "wavs").mkdir(parents=True)
+    for index in range(4):
+        soundfile.write(folder / "wavs" / f"X-{index}.wav", noise_clip(0.2, 22050, index), 22050)
+    rows = [f"X-{i}|Text {i}|text {i}" for i in range(5)]  # X-4 has no audio
+    (folder / "metadata.csv").write_text("\n".join(rows) + "\n")
+    manifest = tmp_path / "out" / "lj.jsonl"
+    assert main(["data", "import", "ljspeech", str(folder), "--manifest", str(manifest)]) == 0
+    assert "4 utterances written" in capsys.readouterr().out
+    assert main(["data", "validate", "--manifest", str(manifest)]) == 0
+    (folder / "wavs" / "X-0.wav").unlink()
+    assert main(["data", "validate", "--manifest", str(manifest)]) == 1
+    assert "missing-audio" in capsys.readouterr().out
+    assert (
+        main(["data", "split", "--manifest", str(manifest), "--by", "utterance", "--dev-fraction", "0.5"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "lj.train.jsonl" in out and "lj.dev.jsonl" in out
+
+
+def test_data_synth_renders_a_small_corpus(capsys, tmp_path):
+    from unispeech.synthetic import espeak_available
+
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed")
+    (tmp_path / "text.txt").write_text("First sentence here.\nA second one.\n")
+    args = ["data", "synth", "--text", str(tmp_path / "text.txt"), "--out", str(tmp_path / "corpus")]
+    assert main([*args, "--voices", "2", "--count", "4", "--workers", "2"]) == 0
+    assert "4 utterances in" in capsys.readouterr().out
+    assert main([*args, "--voices", "2", "--count", "4", "--workers", "2"]) == 0
+    assert "0 rendered now, 4 already there" in capsys.readouterr().out
+
+
+def test_data_nbest_of_a_missing_manifest(capsys, tmp_path):
+    assert (
+        main(["data", "nbest", "--manifest", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "o.jsonl")])
+        == 2
+    )
+    _one_line_error(capsys, "data", "no such manifest")

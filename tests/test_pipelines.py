@@ -63,3 +63,29 @@ def test_nbest_correction_inputs(tiny_dir):
     assert ger([["helo world", "hello world"], ["x"]])[0] == one
     with pytest.raises(ValueError, match="as a list of strings"):
         ger(42)
+
+
+def test_silence_and_long_audio(asr):
+    assert asr(np.zeros(16000, np.float32), sampling_rate=16000) == {"text": ""}
+    long = asr(noise_clip(65.0, 16000), sampling_rate=16000, return_timestamps=True)
+    assert len(long["chunks"]) == 3 and long["chunks"][-1]["timestamp"][1] == pytest.approx(65.0)
+
+
+def test_text_to_audio_bad_text(tiny_dir):
+    tts = pipeline("unispeech-text-to-audio", model=str(tiny_dir))
+    prompt = noise_clip(0.4, 22050)
+    with pytest.raises(ValueError, match="nothing to speak"):
+        tts("   ", prompt=prompt, prompt_text="ab", prompt_sampling_rate=22050, steps=1)
+    with pytest.raises(ValueError, match="takes a string"):
+        tts({"text": "x"}, prompt=prompt, prompt_text="ab", prompt_sampling_rate=22050)
+
+
+def test_a_mismatched_adapter_is_refused(tiny_dir, tmp_path):
+    from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+
+    other, _ = tiny_model(mel_patch_size=2)
+    add_task_adapter(other, "tts")
+    save_task_adapter(other, "tts", tmp_path / "tts")
+    with pytest.raises(AdapterMismatchError, match="mel_patch_size=2"):
+        pipeline("unispeech-text-to-audio", model=str(tiny_dir), adapter=tmp_path / "tts")

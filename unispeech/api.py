@@ -124,6 +124,10 @@ def load(
     """A model by name (from the weight cache) or from a saved folder, with its task adapters:
     `"shipped"` loads those in `adapters/<name>/` that exist, a path loads every task folder under
     it, `None` none."""
+    if adapters not in (None, "shipped"):
+        tasks = [task for task in TASKS if (Path(adapters) / task).is_dir()]
+        if not tasks:
+            raise FileNotFoundError(f"no task adapter folders ({', '.join(TASKS)}) in {adapters}")
     parts = load_parts(name_or_path, attn_implementation)
     speech = Unispeech(parts.model, parts.processor, parts.vocoder)
     if adapters is not None:

@@ -172,6 +172,81 @@ def _nbest_lists(text: str) -> list[list[str]]:
     return [as_list(item) for item in data]
 
 
+def _data_import(args: argparse.Namespace) -> None:
+    from unispeech.importers import import_folder, import_fsdd, import_ljspeech
+
+    if args.kind == "ljspeech":
+        result = import_ljspeech(
+            args.folder, args.manifest, speaker=args.speaker or "ljspeech", lang=args.lang
+        )
+    elif args.kind == "fsdd":
+        result = import_fsdd(args.folder, args.manifest, lang=args.lang)
+    else:
+        result = import_folder(
+            args.folder, args.manifest, lang=args.lang, speaker_from_folder=args.speaker_from_folder
+        )
+    print(result.summary())
+
+
+def _data_validate(args: argparse.Namespace) -> int:
+    from unispeech.manifest import validate_manifest
+
+    problems = validate_manifest(args.manifest, check_audio=not args.no_audio)
+    for problem in problems:
+        print(problem)
+    print(f"{args.manifest}: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _data_split(args: argparse.Namespace) -> None:
+    from unispeech.manifest import read_manifest, split_manifest, write_manifest
+
+    train, dev = split_manifest(read_manifest(args.manifest), args.dev_fraction, by=args.by, seed=args.seed)
+    for name, part in (("train", train), ("dev", dev)):
+        path = write_manifest(args.manifest.with_name(f"{args.manifest.stem}.{name}.jsonl"), part)
+        print(f"{path}: {len(part)} utterances")
+
+
+def _data_synth(args: argparse.Namespace) -> None:
+    from unispeech.synthetic import default_voices, read_sentences, synthesize_corpus
+
+    sentences = read_sentences(args.text, exclude_ids=args.exclude_ids)
+    voices = default_voices(tuple(args.languages.split(",")), count=args.voices)
+    report = synthesize_corpus(
+        sentences, voices, args.out, count=args.count, seed=args.seed, workers=args.workers
+    )
+    print(
+        f"{report.manifest}: {report.utterances} utterances in {len(voices)} voices, "
+        f"{report.audio_hours:.2f} h; {report.rendered} rendered now, {report.skipped} already there, "
+        f"{report.failed} failed"
+    )
+    for error in report.errors:
+        print(f"  failed: {error}")
+
+
+def _data_nbest(args: argparse.Namespace) -> None:
+    from unispeech.evaluation import oracle_hypothesis, word_error_rate
+    from unispeech.manifest import read_manifest
+    from unispeech.nbest import Augmentation, NbestOptions, make_nbest_lists
+    from unispeech.pretrained import load_whisper
+
+    read_manifest(args.manifest)  # a missing or malformed manifest fails before whisper loads
+    augmentation = Augmentation(probability=args.augment, snr_db=tuple(args.snr_db), speed=tuple(args.speed))
+    options = NbestOptions(
+        beam_size=args.beam_size, language=args.language, augmentation=augmentation, seed=args.seed
+    )
+    items = make_nbest_lists(args.manifest, args.output, load_whisper(args.whisper), options, args.limit)
+    references = [item.output for item in items]
+    best = [item.input[0] if item.input else "" for item in items]
+    oracle = [oracle_hypothesis(item.output, item.input, args.language) for item in items]
+    per_list = sum(len(item.input) for item in items) / max(len(items), 1)
+    print(
+        f"{args.output}: {len(items)} lists, {per_list:.2f} hypotheses each; "
+        f"1-best WER {100 * word_error_rate(references, best, args.language):.2f} %, "
+        f"oracle best-of-N WER {100 * word_error_rate(references, oracle, args.language):.2f} %"
+    )
+
+
 def _weights_fetch(args: argparse.Namespace) -> None:
     from unispeech.weights import fetch
 
@@ -251,6 +326,54 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(run=_check)
 
+    data = commands.add_parser(
+        "data", help="data preparation: manifests, corpora, N-best lists"
+    ).add_subparsers(dest="action", required=True)
+    importer = data.add_parser("import", help="make a manifest of a dataset folder")
+    importer.add_argument("kind", choices=["ljspeech", "fsdd", "folder"], help="folder layout")
+    importer.add_argument("folder", type=Path)
+    importer.add_argument("--manifest", type=Path, required=True, help="where to write it")
+    importer.add_argument("--lang", default="en")
+    importer.add_argument("--speaker", help="speaker id for every utterance (ljspeech)")
+    importer.add_argument(
+        "--speaker-from-folder", action="store_true", help="speaker = parent folder (folder)"
+    )
+    importer.set_defaults(run=_data_import)
+    validate = data.add_parser("validate", help="report missing, unreadable, empty or mis-timed utterances")
+    validate.add_argument("--manifest", type=Path, required=True)
+    validate.add_argument("--no-audio", action="store_true", help="check the text only, not the audio files")
+    validate.set_defaults(run=_data_validate)
+    split = data.add_parser("split", help="a deterministic train/dev split, written beside the manifest")
+    split.add_argument("--manifest", type=Path, required=True)
+    split.add_argument("--dev-fraction", type=float, default=0.1)
+    split.add_argument("--by", choices=["speaker", "utterance"], default="speaker")
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(run=_data_split)
+    synth = data.add_parser("synth", help="render a text corpus in many voices (espeak-ng, Piper)")
+    synth.add_argument("--text", type=Path, required=True, help="an LJSpeech metadata.csv or a text file")
+    synth.add_argument("--out", type=Path, required=True, help="corpus folder (manifest.jsonl inside)")
+    synth.add_argument("--count", type=int, help="utterances to make (default: one per sentence)")
+    synth.add_argument("--voices", type=int, default=24, help="espeak-ng voices per language (+ Piper's joe)")
+    synth.add_argument("--languages", default="en", help="comma-separated espeak-ng languages")
+    synth.add_argument("--exclude-ids", nargs="*", default=[], help="LJSpeech id prefixes to leave out")
+    synth.add_argument("--workers", type=int, help="parallel renderers (default: one per core)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(run=_data_synth)
+    nbest = data.add_parser("nbest", help="whisper-base N-best lists of a manifest (HyPoradise JSON lines)")
+    nbest.add_argument("--manifest", type=Path, required=True)
+    nbest.add_argument("-o", "--output", type=Path, required=True, help="where to write the JSON lines")
+    nbest.add_argument("--beam-size", type=int, default=5, help="beam width: at most that many hypotheses")
+    nbest.add_argument("--language", default="en")
+    nbest.add_argument("--augment", type=float, default=0.0, help="probability of noise + speed perturbation")
+    nbest.add_argument("--snr-db", type=float, nargs=2, default=(5.0, 20.0), metavar=("LOW", "HIGH"))
+    nbest.add_argument("--speed", type=float, nargs=2, default=(0.9, 1.1), metavar=("LOW", "HIGH"))
+    nbest.add_argument("--seed", type=int, default=0)
+    nbest.add_argument("--limit", type=int, help="only the first N utterances")
+    nbest.add_argument(
+        "--whisper", default="smol", help="whisper weights: a model name, or a .pt/.safetensors file"
+    )
+    nbest.set_defaults(run=_data_nbest)
+
     weights = commands.add_parser("weights", help="pretrained weights: fetch and verify").add_subparsers(
         dest="action", required=True
     )
@@ -282,8 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    if not args.verbose:  # our own bars show long work; transformers' per-load bars are noise here
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     try:
-        args.run(args)
+        code = args.run(args)
     except (
         ValueError,
         OSError,
@@ -291,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as error:  # AudioError is a ValueError, WeightsError a RuntimeError
         print(f"unispeech {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

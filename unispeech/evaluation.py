@@ -24,6 +24,12 @@ def normalize(text: str, language: str = "en") -> str:
     return _ENGLISH(text) if language == "en" else _BASIC(text)
 
 
+def oracle_hypothesis(reference: str, hypotheses: Sequence[str], language: str = "en") -> str:
+    """The hypothesis closest to `reference` (fewest errors; the first of equals): what a perfect
+    chooser among the N best would pick. An empty list gives ""."""
+    return min(hypotheses, key=lambda h: word_error_rate([reference], [h], language), default="")
+
+
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str], language: str = "en") -> float:
     """Corpus-level WER (CER for ja/ko/zh) of `hypotheses` against `references`, both normalised.
 

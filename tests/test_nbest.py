@@ -1,0 +1,85 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import whisper
+from whisper.model import ModelDimensions, Whisper
+
+from unispeech.manifest import Utterance, write_manifest
+from unispeech.nbest import Augmentation, NbestItem, NbestOptions, make_nbest_lists, read_nbest, whisper_nbest
+from unispeech.testing import noise
+
+MULTILINGUAL_VOCAB = 51865  # openai-whisper picks its multilingual tokenizer from this size
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper():
+    torch.manual_seed(0)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=16,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=MULTILINGUAL_VOCAB,
+        n_text_ctx=24,
+        n_text_state=16,
+        n_text_head=2,
+        n_text_layer=1,
+    )
+    model = Whisper(dims).eval()
+    with torch.no_grad():  # sharpen the random LM so that beams differ
+        model.decoder.token_embedding.weight.mul_(40.0)
+    return model
+
+
+def test_the_first_hypothesis_is_whispers_own_choice(tiny_whisper):
+    clips = [noise(0.8, 16000, seed=i) for i in range(2)]
+    nbest = whisper_nbest(tiny_whisper, clips, NbestOptions(beam_size=4, language="en"))
+    options = whisper.DecodingOptions(beam_size=4, language="en", without_timestamps=True, fp16=False)
+    for clip, hypotheses in zip(clips, nbest, strict=True):
+        mel = whisper.log_mel_spectrogram(torch.from_numpy(clip), padding=whisper.audio.N_SAMPLES)[:, :3000]
+        assert 1 <= len(hypotheses) <= 4
+        assert hypotheses[0] == whisper.decode(tiny_whisper, mel, options).text
+
+
+def test_augmentation_is_deterministic_per_utterance():
+    audio = np.sin(np.arange(16000) / 5).astype(np.float32)
+    never, always = (
+        Augmentation(probability=0.0),
+        Augmentation(probability=1.0, snr_db=(10, 10), speed=(1, 1)),
+    )
+    np.testing.assert_array_equal(never.apply(audio, "a.wav"), audio)
+    noisy = always.apply(audio, "a.wav")
+    np.testing.assert_array_equal(noisy, always.apply(audio, "a.wav"))
+    assert not np.array_equal(noisy, always.apply(audio, "b.wav"))
+    snr = 10 * np.log10(np.mean(audio**2) / np.mean((noisy - audio) ** 2))
+    assert snr == pytest.approx(10, abs=0.5)
+    slower = Augmentation(probability=1.0, snr_db=(60, 60), speed=(0.5, 0.5)).apply(audio, "a.wav")
+    assert len(slower) == pytest.approx(2 * len(audio), rel=0.01)
+    with pytest.raises(ValueError, match="probability"):
+        Augmentation(probability=2)
+
+
+def test_lists_are_written_in_the_hyporadise_shape(tiny_whisper, tmp_path):
+    soundfile.write(tmp_path / "a.wav", noise(0.5, 16000), 16000)
+    soundfile.write(tmp_path / "long.wav", noise(31.0, 16000), 16000)
+    write_manifest(tmp_path / "m.jsonl", [Utterance("a.wav", "ref a"), Utterance("long.wav", "too long")])
+    output = tmp_path / "out" / "n.jsonl"
+    items = make_nbest_lists(
+        tmp_path / "m.jsonl", output, tiny_whisper, NbestOptions(beam_size=2), progress=False
+    )
+    assert [item.output for item in items] == ["ref a"], "clips over 30 s are skipped"
+    record = json.loads(output.read_text())
+    assert set(record) == {"input", "output", "audio", "lang"} and record["audio"] == "../a.wav"
+    assert read_nbest(output) == items
+
+
+def test_hyporadise_json_files_are_read_as_they_are(tmp_path):
+    (tmp_path / "h.json").write_text(json.dumps([{"input": ["a", "b"], "output": "a"}]))
+    assert read_nbest(tmp_path / "h.json") == [NbestItem(["a", "b"], "a")]
+    (tmp_path / "bad.jsonl").write_text('{"input": "not a list", "output": "a"}\n')
+    with pytest.raises(ValueError, match="item 1 is not"):
+        read_nbest(tmp_path / "bad.jsonl")

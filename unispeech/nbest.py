@@ -1,0 +1,209 @@
+"""N-best lists: whisper-base's beam search, every beam kept, in the HyPoradise shape.
+
+Generative error correction learns from a recogniser's N best hypotheses. openai-whisper's beam
+search finishes up to `beam_size` candidates per clip but returns only the best; we keep them all
+(a ranker that records what it is asked to rank), order them by whisper's own length-normalised
+score and keep the distinct texts. Clean speech gives few errors to correct, so clips can be
+augmented first (noise at a random SNR, speed perturbation), deterministically per utterance.
+Lists are written as JSON lines `{"input": [best, …], "output": reference, "audio": …}`; files in
+HyPoradise's own JSON (a list of such objects) are read as they are.
+
+Shapes: `M` mel bins, `F` 3000 frames (Whisper's 30 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence as SequenceOf
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+import whisper
+from tqdm.auto import tqdm
+from whisper.decoding import DecodingOptions as WhisperDecodingOptions
+from whisper.decoding import DecodingTask, SequenceRanker
+from whisper.model import Whisper
+
+from unispeech.audio import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, load_audio, whisper_log_mel
+from unispeech.evaluation import normalize
+from unispeech.files import atomic_write_text
+from unispeech.manifest import DEFAULT_LANGUAGE, Utterance, read_manifest, relative_audio
+
+SEED_BYTES = 8  # of a sha256, for per-utterance random generators
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Per-utterance perturbations: with `probability`, Gaussian noise at an SNR drawn from
+    `snr_db` and a speed factor drawn from `speed` (resampling: tempo and pitch, as Kaldi does)."""
+
+    probability: float = 0.0
+    snr_db: tuple[float, float] = (5.0, 20.0)
+    speed: tuple[float, float] = (0.9, 1.1)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.probability <= 1:
+            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
+        if self.snr_db[0] > self.snr_db[1] or self.speed[0] > self.speed[1] or self.speed[0] <= 0:
+            raise ValueError(f"need low <= high and speed > 0, got snr_db={self.snr_db}, speed={self.speed}")
+
+    def apply(self, audio: np.ndarray, key: str, seed: int = 0) -> np.ndarray:
+        """`audio` (16 kHz), perturbed or not, the same way every time for the same `key`."""
+        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()[:SEED_BYTES]
+        rng = np.random.default_rng(int.from_bytes(digest, "little"))
+        if rng.random() >= self.probability:
+            return audio
+        factor = rng.uniform(*self.speed)
+        audio = soxr.resample(audio, WHISPER_SAMPLE_RATE * factor, WHISPER_SAMPLE_RATE).astype(np.float32)
+        power = float(np.mean(audio**2)) or 1e-10
+        snr = rng.uniform(*self.snr_db)
+        noise = rng.standard_normal(len(audio)).astype(np.float32) * np.sqrt(power / 10 ** (snr / 10))
+        return audio + noise
+
+
+@dataclass(frozen=True)
+class NbestOptions:
+    """Beam width (= at most that many hypotheses), language, how many clips are read and augmented
+    at a time, and the augmentation."""
+
+    beam_size: int = 5
+    language: str | None = "en"
+    batch_size: int = 8
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"beam_size and batch_size must be at least 1, got {self.beam_size}, {self.batch_size}"
+            )
+
+
+class _KeepCandidates(SequenceRanker):
+    """Ranks as the wrapped ranker does, and remembers every candidate it was shown."""
+
+    def __init__(self, ranker: SequenceRanker):
+        self.ranker = ranker
+        self.candidates: tuple[list[list[torch.Tensor]], list[list[float]]] = ([], [])
+
+    def rank(self, tokens, sum_logprobs):
+        self.candidates = (tokens, sum_logprobs)
+        return self.ranker.rank(tokens, sum_logprobs)
+
+
+@torch.inference_mode()
+def whisper_nbest(
+    model: Whisper, audios: SequenceOf[np.ndarray], options: NbestOptions = NbestOptions()
+) -> list[list[str]]:
+    """The hypotheses of 16 kHz clips (≤ 30 s each) that differ after Whisper's text normaliser
+    (not only in case or punctuation), best first by whisper's own score."""
+    for audio in audios:
+        if len(audio) > WHISPER_CHUNK_SAMPLES:
+            raise ValueError(
+                f"a clip of {len(audio) / WHISPER_SAMPLE_RATE:.1f} s is longer than whisper's 30 s"
+            )
+    decoding = WhisperDecodingOptions(
+        beam_size=options.beam_size, language=options.language, without_timestamps=True, fp16=False
+    )
+    results = []
+    for audio in audios:  # one clip at a time: openai-whisper's beam search fails on batches of clips
+        mel = whisper_log_mel(audio, model.dims.n_mels, padding=WHISPER_CHUNK_SAMPLES)[
+            :, : whisper.audio.N_FRAMES
+        ]
+        task = DecodingTask(model, decoding)
+        keeper = _KeepCandidates(task.sequence_ranker)
+        task.sequence_ranker = keeper
+        task.run(mel[None].to(model.device))  # (1, M, F)
+        (tokens,), (logprobs,) = keeper.candidates
+        scored = sorted(
+            (
+                (lp / (len(t) + 1), task.tokenizer.decode(t.tolist()).strip())
+                for t, lp in zip(tokens, logprobs, strict=True)
+            ),
+            reverse=True,
+        )
+        distinct: dict[str, str] = {}  # normalised text → the best-scored spelling of it
+        for _, text in scored:
+            distinct.setdefault(normalize(text, options.language or DEFAULT_LANGUAGE), text)
+        results.append(list(distinct.values()))
+    return results
+
+
+@dataclass
+class NbestItem:
+    """One HyPoradise item: hypotheses best first, the reference, and where the audio is."""
+
+    input: list[str]
+    output: str
+    audio: str | None = None
+    lang: str | None = None
+
+    def to_json(self) -> str:
+        record = {key: value for key, value in self.__dict__.items() if value is not None}
+        return json.dumps(record, ensure_ascii=False)
+
+
+def read_nbest(path: str | Path) -> list[NbestItem]:
+    """N-best items from JSON lines or from HyPoradise's JSON (a list of objects)."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if not text:
+        return []
+    try:
+        records = (
+            json.loads(text)
+            if text.startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is neither JSON lines nor a JSON list: {error}") from None
+    items = []
+    for number, record in enumerate(records, start=1):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("input"), list)
+            or "output" not in record
+        ):
+            raise ValueError(f"{path}: item {number} is not {{'input': [...], 'output': ...}}")
+        items.append(
+            NbestItem(
+                list(map(str, record["input"])),
+                str(record["output"]),
+                record.get("audio"),
+                record.get("lang"),
+            )
+        )
+    return items
+
+
+def make_nbest_lists(
+    manifest: str | Path,
+    output: str | Path,
+    model: Whisper,
+    options: NbestOptions = NbestOptions(),
+    limit: int | None = None,
+    progress: bool = True,
+) -> list[NbestItem]:
+    """N-best lists for the utterances of a manifest, written as JSON lines to `output` (audio paths
+    relative to it). Clips longer than 30 s are skipped with a count in the log."""
+    utterances: list[Utterance] = read_manifest(manifest)[:limit]
+    output = Path(output)
+    items: list[NbestItem] = []
+    for start in tqdm(
+        range(0, len(utterances), options.batch_size), desc="n-best", unit="batch", disable=not progress
+    ):
+        batch = utterances[start : start + options.batch_size]
+        paths = [utterance.path(manifest) for utterance in batch]
+        audios = [
+            options.augmentation.apply(load_audio(path, WHISPER_SAMPLE_RATE), utterance.audio, options.seed)
+            for path, utterance in zip(paths, batch, strict=True)
+        ]
+        keep = [i for i, audio in enumerate(audios) if len(audio) <= WHISPER_CHUNK_SAMPLES]
+        hypotheses = whisper_nbest(model, [audios[i] for i in keep], options)
+        for i, nbest in zip(keep, hypotheses, strict=True):
+            items.append(NbestItem(nbest, batch[i].text, relative_audio(paths[i], output), batch[i].lang))
+    atomic_write_text(output, "".join(item.to_json() + "\n" for item in items))
+    return items
