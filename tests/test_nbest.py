@@ -83,3 +83,28 @@ def test_hyporadise_json_files_are_read_as_they_are(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"input": "not a list", "output": "a"}\n')
     with pytest.raises(ValueError, match="item 1 is not"):
         read_nbest(tmp_path / "bad.jsonl")
+
+
+def test_a_stopped_run_resumes_where_it_stopped(tiny_whisper, tmp_path, monkeypatch):
+    import unispeech.nbest as nbest_module
+
+    for name in ("a", "b", "c"):
+        soundfile.write(tmp_path / f"{name}.wav", noise(0.3, 16000, seed=ord(name)), 16000)
+    utterances = [Utterance(f"{name}.wav", f"ref {name}") for name in ("a", "b", "c")]
+    write_manifest(tmp_path / "m.jsonl", utterances)
+    output = tmp_path / "n.jsonl"
+    options = NbestOptions(beam_size=2, batch_size=1)
+    first = make_nbest_lists(tmp_path / "m.jsonl", output, tiny_whisper, options, limit=2, progress=False)
+    output.write_text(output.read_text() + '{"input": ["cut sh')  # a crash in the middle of a line
+    decoded = []
+    original = nbest_module.whisper_nbest
+
+    def counting(model, audios, options):
+        decoded.extend(audios)
+        return original(model, audios, options)
+
+    monkeypatch.setattr(nbest_module, "whisper_nbest", counting)
+    every = make_nbest_lists(tmp_path / "m.jsonl", output, tiny_whisper, options, progress=False)
+    assert len(decoded) == 1, "only the utterance not yet written is decoded"
+    assert every[:2] == first and [item.output for item in every] == ["ref a", "ref b", "ref c"]
+    assert read_nbest(output) == every

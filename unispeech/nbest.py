@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from unispeech.audio import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, load_aud
 from unispeech.evaluation import normalize
 from unispeech.files import atomic_write_text
 from unispeech.manifest import DEFAULT_LANGUAGE, Utterance, read_manifest, relative_audio
+
+logger = logging.getLogger(__name__)
 
 SEED_BYTES = 8  # of a sha256, for per-utterance random generators
 
@@ -187,23 +190,44 @@ def make_nbest_lists(
     limit: int | None = None,
     progress: bool = True,
 ) -> list[NbestItem]:
-    """N-best lists for the utterances of a manifest, written as JSON lines to `output` (audio paths
-    relative to it). Clips longer than 30 s are skipped with a count in the log."""
+    """N-best lists for the utterances of a manifest, as JSON lines in `output` (audio paths
+    relative to it), in manifest order. Lines are written as they are made, so a stopped run
+    resumes where it stopped: utterances already in `output` are not decoded again. Clips longer
+    than 30 s are skipped, with a count in the log."""
     utterances: list[Utterance] = read_manifest(manifest)[:limit]
     output = Path(output)
-    items: list[NbestItem] = []
-    for start in tqdm(
-        range(0, len(utterances), options.batch_size), desc="n-best", unit="batch", disable=not progress
-    ):
-        batch = utterances[start : start + options.batch_size]
-        paths = [utterance.path(manifest) for utterance in batch]
-        audios = [
-            options.augmentation.apply(load_audio(path, WHISPER_SAMPLE_RATE), utterance.audio, options.seed)
-            for path, utterance in zip(paths, batch, strict=True)
-        ]
-        keep = [i for i, audio in enumerate(audios) if len(audio) <= WHISPER_CHUNK_SAMPLES]
-        hypotheses = whisper_nbest(model, [audios[i] for i in keep], options)
-        for i, nbest in zip(keep, hypotheses, strict=True):
-            items.append(NbestItem(nbest, batch[i].text, relative_audio(paths[i], output), batch[i].lang))
-    atomic_write_text(output, "".join(item.to_json() + "\n" for item in items))
-    return items
+    keys = [relative_audio(utterance.path(manifest), output) for utterance in utterances]
+    done = {item.audio: item for item in _written_items(output)}
+    todo = [(key, utterance) for key, utterance in zip(keys, utterances, strict=True) if key not in done]
+    too_long = 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("a", encoding="utf-8") as file:
+        batches = range(0, len(todo), options.batch_size)
+        for start in tqdm(batches, desc="n-best", unit="batch", disable=not progress):
+            batch = todo[start : start + options.batch_size]
+            audios = [
+                options.augmentation.apply(
+                    load_audio(utterance.path(manifest), WHISPER_SAMPLE_RATE), utterance.audio, options.seed
+                )
+                for _, utterance in batch
+            ]
+            keep = [i for i, audio in enumerate(audios) if len(audio) <= WHISPER_CHUNK_SAMPLES]
+            too_long += len(batch) - len(keep)
+            for i, nbest in zip(keep, whisper_nbest(model, [audios[i] for i in keep], options), strict=True):
+                key, utterance = batch[i]
+                done[key] = NbestItem(nbest, utterance.text, key, utterance.lang)
+                file.write(done[key].to_json() + "\n")
+            file.flush()
+    if too_long:
+        logger.warning("%d clips longer than 30 s were skipped", too_long)
+    return [done[key] for key in keys if key in done]
+
+
+def _written_items(output: Path) -> list[NbestItem]:
+    """The items a previous run wrote; a last line cut short by a crash is removed first."""
+    if not output.is_file():
+        return []
+    text = output.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        atomic_write_text(output, text[: text.rfind("\n") + 1])
+    return read_nbest(output)
