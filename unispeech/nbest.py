@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,11 +72,13 @@ class Augmentation:
 @dataclass(frozen=True)
 class NbestOptions:
     """Beam width (= at most that many hypotheses), language, how many clips are read and augmented
-    at a time, and the augmentation."""
+    at a time, the length guard (`min_tokens` + `tokens_per_second` · seconds), the augmentation."""
 
     beam_size: int = 5
     language: str | None = "en"
     batch_size: int = 8
+    tokens_per_second: float = 6.0
+    min_tokens: int = 16
     augmentation: Augmentation = field(default_factory=Augmentation)
     seed: int = 0
 
@@ -109,14 +112,19 @@ def whisper_nbest(
             raise ValueError(
                 f"a clip of {len(audio) / WHISPER_SAMPLE_RATE:.1f} s is longer than whisper's 30 s"
             )
-    decoding = WhisperDecodingOptions(
-        beam_size=options.beam_size, language=options.language, without_timestamps=True, fp16=False
-    )
     results = []
     for audio in audios:  # one clip at a time: openai-whisper's beam search fails on batches of clips
-        mel = whisper_log_mel(audio, model.dims.n_mels, padding=WHISPER_CHUNK_SAMPLES)[
-            :, : whisper.audio.N_FRAMES
-        ]
+        mel = whisper_log_mel(audio, model.dims.n_mels, padding=WHISPER_CHUNK_SAMPLES)
+        mel = mel[:, : whisper.audio.N_FRAMES]  # (M, F)
+        # The length guard: a beam that loops on hard audio stops here, not at whisper's 224 tokens.
+        budget = options.min_tokens + math.ceil(options.tokens_per_second * len(audio) / WHISPER_SAMPLE_RATE)
+        decoding = WhisperDecodingOptions(
+            beam_size=options.beam_size,
+            language=options.language,
+            without_timestamps=True,
+            fp16=False,
+            sample_len=min(budget, model.dims.n_text_ctx // 2),
+        )
         task = DecodingTask(model, decoding)
         keeper = _KeepCandidates(task.sequence_ranker)
         task.sequence_ranker = keeper
