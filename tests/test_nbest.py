@@ -8,7 +8,15 @@ import whisper
 from whisper.model import ModelDimensions, Whisper
 
 from unispeech.manifest import Utterance, write_manifest
-from unispeech.nbest import Augmentation, NbestItem, NbestOptions, make_nbest_lists, read_nbest, whisper_nbest
+from unispeech.nbest import (
+    Augmentation,
+    NbestItem,
+    NbestOptions,
+    error_rates,
+    make_nbest_lists,
+    read_nbest,
+    whisper_nbest,
+)
 from unispeech.testing import noise
 
 MULTILINGUAL_VOCAB = 51865  # openai-whisper picks its multilingual tokenizer from this size
@@ -108,3 +116,14 @@ def test_a_stopped_run_resumes_where_it_stopped(tiny_whisper, tmp_path, monkeypa
     assert len(decoded) == 1, "only the utterance not yet written is decoded"
     assert every[:2] == first and [item.output for item in every] == ["ref a", "ref b", "ref c"]
     assert read_nbest(output) == every
+
+
+def test_error_rates_of_a_hand_computed_case():
+    items = [
+        NbestItem(["the cat sat", "the cat sad"], "the cat sat"),  # first right
+        NbestItem(["a dog", "the dog"], "the dog"),  # first: 1 of 2 wrong; oracle right
+        NbestItem([], "green tea"),  # no hypothesis: 2 deletions
+    ]
+    first, oracle = error_rates(items)
+    assert first == pytest.approx((0 + 1 + 2) / 7)
+    assert oracle == pytest.approx((0 + 0 + 2) / 7)

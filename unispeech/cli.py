@@ -225,9 +225,8 @@ def _data_synth(args: argparse.Namespace) -> None:
 
 
 def _data_nbest(args: argparse.Namespace) -> None:
-    from unispeech.evaluation import oracle_hypothesis, word_error_rate
     from unispeech.manifest import read_manifest
-    from unispeech.nbest import Augmentation, NbestOptions, make_nbest_lists
+    from unispeech.nbest import Augmentation, NbestOptions, error_rates, make_nbest_lists
     from unispeech.pretrained import load_whisper
 
     read_manifest(args.manifest)  # a missing or malformed manifest fails before whisper loads
@@ -236,14 +235,11 @@ def _data_nbest(args: argparse.Namespace) -> None:
         beam_size=args.beam_size, language=args.language, augmentation=augmentation, seed=args.seed
     )
     items = make_nbest_lists(args.manifest, args.output, load_whisper(args.whisper), options, args.limit)
-    references = [item.output for item in items]
-    best = [item.input[0] if item.input else "" for item in items]
-    oracle = [oracle_hypothesis(item.output, item.input, args.language) for item in items]
+    first, oracle = error_rates(items, args.language)
     per_list = sum(len(item.input) for item in items) / max(len(items), 1)
     print(
         f"{args.output}: {len(items)} lists, {per_list:.2f} hypotheses each; "
-        f"1-best WER {100 * word_error_rate(references, best, args.language):.2f} %, "
-        f"oracle best-of-N WER {100 * word_error_rate(references, oracle, args.language):.2f} %"
+        f"1-best WER {100 * first:.2f} %, oracle best-of-N WER {100 * oracle:.2f} %"
     )
 
 

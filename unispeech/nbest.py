@@ -31,7 +31,7 @@ from whisper.decoding import DecodingTask, SequenceRanker
 from whisper.model import Whisper
 
 from unispeech.audio import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, load_audio, whisper_log_mel
-from unispeech.evaluation import normalize
+from unispeech.evaluation import normalize, oracle_hypothesis, word_error_rate
 from unispeech.files import atomic_write_text
 from unispeech.manifest import DEFAULT_LANGUAGE, Utterance, read_manifest, relative_audio
 
@@ -239,3 +239,11 @@ def _written_items(output: Path) -> list[NbestItem]:
     if text and not text.endswith("\n"):
         atomic_write_text(output, text[: text.rfind("\n") + 1])
     return read_nbest(output)
+
+
+def error_rates(items: SequenceOf[NbestItem], language: str = DEFAULT_LANGUAGE) -> tuple[float, float]:
+    """Corpus WER of the first hypotheses, and of the best hypothesis of each list (the oracle)."""
+    references = [item.output for item in items]
+    first = [item.input[0] if item.input else "" for item in items]
+    oracle = [oracle_hypothesis(item.output, item.input, language) for item in items]
+    return word_error_rate(references, first, language), word_error_rate(references, oracle, language)
