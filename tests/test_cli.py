@@ -289,3 +289,14 @@ def test_data_nbest_of_a_missing_manifest(capsys, tmp_path):
         == 2
     )
     _one_line_error(capsys, "data", "no such manifest")
+
+
+def test_data_nbest_stats_of_hand_computed_lists(capsys, tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"input": ["the cat sat", "a cat sat"], "output": "the cat sat"}\n')
+    hyporadise = '[{"input": ["a dog", "the dog"], "output": "the dog"}]'  # a JSON list, not lines
+    (tmp_path / "b.json").write_text(hyporadise)
+    assert main(["data", "nbest-stats", str(tmp_path / "a.jsonl"), str(tmp_path / "b.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("1 lists, 2.00 hypotheses each; 1-best WER 0.00 %, oracle best-of-N WER 0.00 %")
+    assert lines[1].endswith("1-best WER 50.00 %, oracle best-of-N WER 0.00 %")
+    assert lines[2] == "all: 2 lists, 2.00 hypotheses each; 1-best WER 20.00 %, oracle best-of-N WER 0.00 %"

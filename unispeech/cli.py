@@ -226,7 +226,7 @@ def _data_synth(args: argparse.Namespace) -> None:
 
 def _data_nbest(args: argparse.Namespace) -> None:
     from unispeech.manifest import read_manifest
-    from unispeech.nbest import Augmentation, NbestOptions, error_rates, make_nbest_lists
+    from unispeech.nbest import Augmentation, NbestOptions, make_nbest_lists
     from unispeech.pretrained import load_whisper
 
     read_manifest(args.manifest)  # a missing or malformed manifest fails before whisper loads
@@ -235,10 +235,28 @@ def _data_nbest(args: argparse.Namespace) -> None:
         beam_size=args.beam_size, language=args.language, augmentation=augmentation, seed=args.seed
     )
     items = make_nbest_lists(args.manifest, args.output, load_whisper(args.whisper), options, args.limit)
-    first, oracle = error_rates(items, args.language)
+    _print_nbest_stats(str(args.output), items, args.language)
+
+
+def _data_nbest_stats(args: argparse.Namespace) -> None:
+    from unispeech.nbest import read_nbest
+
+    everything = []
+    for path in args.files:
+        items = read_nbest(path)
+        everything += items
+        _print_nbest_stats(str(path), items, args.language)
+    if len(args.files) > 1:
+        _print_nbest_stats("all", everything, args.language)
+
+
+def _print_nbest_stats(name: str, items, language: str) -> None:
+    from unispeech.nbest import error_rates
+
+    first, oracle = error_rates(items, language)
     per_list = sum(len(item.input) for item in items) / max(len(items), 1)
     print(
-        f"{args.output}: {len(items)} lists, {per_list:.2f} hypotheses each; "
+        f"{name}: {len(items)} lists, {per_list:.2f} hypotheses each; "
         f"1-best WER {100 * first:.2f} %, oracle best-of-N WER {100 * oracle:.2f} %"
     )
 
@@ -369,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--whisper", default="smol", help="whisper weights: a model name, or a .pt/.safetensors file"
     )
     nbest.set_defaults(run=_data_nbest)
+    stats = data.add_parser("nbest-stats", help="1-best and oracle WER of N-best files (also HyPoradise's)")
+    stats.add_argument("files", nargs="+", type=Path)
+    stats.add_argument("--language", default="en")
+    stats.set_defaults(run=_data_nbest_stats)
 
     weights = commands.add_parser("weights", help="pretrained weights: fetch and verify").add_subparsers(
         dest="action", required=True
