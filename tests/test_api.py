@@ -64,3 +64,8 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
     finally:
         Unispeech._use = original
     assert seen == [("asr", "asr"), ("ger", "ger"), ("tts", None)], "no tts adapter: the bare base model"
+
+
+def test_many_lists_need_one_recording_each(speech):
+    with pytest.raises(ValueError, match="2 N-best lists need a list of as many recordings"):
+        speech.correct([["a"], ["b"]], audio=noise_clip(0.3, 16000))

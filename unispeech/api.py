@@ -111,6 +111,8 @@ class Unispeech:
         self._use("ger")
         many = bool(nbest) and not isinstance(nbest[0], str)
         lists = nbest if many else [nbest]
+        if many and audio is not None and not isinstance(audio, (list, tuple)):
+            raise ValueError(f"{len(lists)} N-best lists need a list of as many recordings, not one")
         audios = audio if many and audio is not None else [audio] * len(lists)
         results = correct(self.model, self.processor, lists, audios, options, sampling_rate)
         return results if many else results[0]
