@@ -146,7 +146,7 @@ class BeamSearchDecoder(TokenDecoder):
                 torch.tensor([self.rows[r].log_probability for r in rows])[:, None]
                 + log_probs[first : first + self.beams]
             )
-            if not self.rows[first].tokens and all(not self.rows[r].tokens for r in rows):
+            if all(not self.rows[r].tokens for r in rows):
                 totals[1:] = NEGATIVE_INFINITY  # at the start all beams are the same prompt: expand one
             flat = totals.flatten()
             order = flat.argsort(descending=True)

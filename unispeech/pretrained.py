@@ -110,7 +110,7 @@ def save_whisper(checkpoint: dict, path: Path, alignment_heads: list[list[int]] 
 
 def load_whisper(name_or_path: str | Path = "smol", device: str = "cpu") -> Whisper:
     """The whole openai-whisper model: from the cache of `name`, a whisper safetensors file, or a `.pt`."""
-    path = require(str(name_or_path)) / WHISPER_FILE if str(name_or_path) in MODELS else Path(name_or_path)
+    path = _folder(name_or_path) / WHISPER_FILE if str(name_or_path) in MODELS else Path(name_or_path)
     if path.suffix != ".safetensors":
         return whisper.load_model(str(path), device=device)
     try:
@@ -139,7 +139,7 @@ def load_vocoder(name_or_path: str | Path = "smol", mel_settings: MelSettings | 
     `.safetensors` file; or `"griffin-lim"` (no weights) for `mel_settings`."""
     if str(name_or_path) == GRIFFIN_LIM:
         return GriffinLim(mel_settings or MelSettings())
-    path = require(str(name_or_path)) if str(name_or_path) in MODELS else Path(name_or_path)
+    path = _folder(name_or_path)
     path = path / VOCODER_FILE if path.is_dir() else path
     if not path.is_file():
         raise WeightsError(
@@ -160,7 +160,7 @@ def load_vocoder(name_or_path: str | Path = "smol", mel_settings: MelSettings | 
 def load_parts(name_or_path: str | Path = "smol", attn_implementation: str = "sdpa") -> PretrainedParts:
     """The assembled base model: `"smol"` from the cache, or a folder saved by `save_pretrained`
     (with, optionally, `hifigan/generator.safetensors`; Griffin-Lim stands in without one)."""
-    folder = require(str(name_or_path)) if str(name_or_path) in MODELS else Path(name_or_path)
+    folder = _folder(name_or_path)
     model_dir = folder / MODEL_DIR if (folder / MODEL_DIR).is_dir() else folder
     if not (model_dir / "config.json").is_file():
         raise WeightsError(f"no model at {model_dir} (no config.json); known names: {', '.join(MODELS)}")
@@ -172,3 +172,8 @@ def load_parts(name_or_path: str | Path = "smol", attn_implementation: str = "sd
     has_vocoder = (folder / VOCODER_FILE).is_file()
     vocoder = load_vocoder(folder if has_vocoder else GRIFFIN_LIM, model.config.mel_settings)
     return PretrainedParts(model=model, processor=processor, vocoder=vocoder)
+
+
+def _folder(name_or_path: str | Path) -> Path:
+    """A model name's cache folder (checked complete), or the path as given."""
+    return require(str(name_or_path)) if str(name_or_path) in MODELS else Path(name_or_path)
