@@ -14,6 +14,7 @@ Shapes: `B` batch, `M` mel bins, `F` mel frames (100 Hz), `T` encoder frames (50
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,6 +26,14 @@ from unispeech.configuration import WhisperEncoderConfig
 from unispeech.lengths import ENCODER_STRIDE, encoder_frames
 
 ENCODER_PREFIX = "encoder."  # openai-whisper checkpoints hold encoder and decoder in one state dict
+
+
+@dataclass(frozen=True)
+class EncodedSpeech:
+    """One clip already through the frozen encoder: its `(T, E)` output states. Training caches
+    these once (`feature_cache.py`) and passes them where audio would go, skipping the encoder."""
+
+    states: torch.Tensor  # (T, E)
 
 
 class SpeechEncoder(nn.Module):

@@ -40,6 +40,8 @@ class UnispeechLMOutput(ModelOutput):
     text_loss: torch.Tensor | None = None
     tts_loss: torch.Tensor | None = None
     last_hidden_state: torch.Tensor | None = None  # (B, L, D)
+    speech_embeddings: torch.Tensor | None = None  # (A, N, D), the projector's output
+    speech_lengths: torch.Tensor | None = None  # (A,)
 
 
 class UnispeechLMPreTrainedModel(PreTrainedModel):
@@ -170,14 +172,21 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         text_condition_mask: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         feature_lengths: torch.Tensor | None = None,
+        encoder_states: torch.Tensor | None = None,
+        encoder_lengths: torch.Tensor | None = None,
         mel: torch.Tensor | None = None,
         mel_lengths: torch.Tensor | None = None,
         flow_example: FlowMatchingExample | None = None,
         generator: torch.Generator | None = None,
     ) -> UnispeechLMOutput:
         """Losses of a processor batch. TTS samples get a random flow-matching draw (time, noise,
-        infilled span, condition dropout) from `generator`, unless `flow_example` gives one."""
-        speech = self.encode_speech(input_features, feature_lengths) if input_features is not None else None
+        infilled span, condition dropout) from `generator`, unless `flow_example` gives one.
+        Speech comes as log-mel (`input_features`) or as cached encoder output (`encoder_states`)."""
+        speech = None
+        if input_features is not None:
+            speech = self.encode_speech(input_features, feature_lengths)
+        elif encoder_states is not None:
+            speech = self.projector(encoder_states, encoder_lengths)
         mel_embeddings = time_embeddings = hidden_from_span = None
         if mel is not None:
             if flow_example is None:
@@ -207,6 +216,8 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
             text_loss=text_loss,
             tts_loss=tts_loss,
             last_hidden_state=hidden,
+            speech_embeddings=None if speech is None else speech[0],
+            speech_lengths=None if speech is None else speech[1],
         )
 
 

@@ -157,15 +157,20 @@ def load_vocoder(name_or_path: str | Path = "smol", mel_settings: MelSettings | 
     return vocoder.eval()
 
 
-def load_parts(name_or_path: str | Path = "smol", attn_implementation: str = "sdpa") -> PretrainedParts:
+def load_parts(
+    name_or_path: str | Path = "smol", attn_implementation: str = "sdpa", **model_kwargs
+) -> PretrainedParts:
     """The assembled base model: `"smol"` from the cache, or a folder saved by `save_pretrained`
-    (with, optionally, `hifigan/generator.safetensors`; Griffin-Lim stands in without one)."""
+    (with, optionally, `hifigan/generator.safetensors`; Griffin-Lim stands in without one).
+    `model_kwargs` go to `from_pretrained` (e.g. a `quantization_config` for QLoRA)."""
     folder = _folder(name_or_path)
     model_dir = folder / MODEL_DIR if (folder / MODEL_DIR).is_dir() else folder
     if not (model_dir / "config.json").is_file():
         raise WeightsError(f"no model at {model_dir} (no config.json); known names: {', '.join(MODELS)}")
     try:
-        model = UnispeechLMModel.from_pretrained(model_dir, attn_implementation=attn_implementation).eval()
+        model = UnispeechLMModel.from_pretrained(
+            model_dir, attn_implementation=attn_implementation, **model_kwargs
+        ).eval()
         processor = UnispeechLMProcessor.from_pretrained(model_dir)
     except (SafetensorError, OSError) as error:
         raise WeightsError(f"cannot read the model at {model_dir}: {error}") from None

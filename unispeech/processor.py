@@ -9,6 +9,7 @@ it pads everything (right for training, left for decoding) into a `BatchFeature`
     input_ids, attention_mask, marker_ids, labels         (B, L)  per position
     speech_mask, mel_mask, bidirectional_mask, text_condition_mask  (B, L) bool position flags
     input_features (A, M, F), feature_lengths (A,)          Whisper log-mel of the A samples with speech
+    encoder_states (A, T, E), encoder_lengths (A,)          instead, when the samples carry `EncodedSpeech`
     mel (S, G, M), mel_lengths (S,)                         vocoder log-mel of the S TTS samples
 
 Samples with speech and TTS samples keep their batch order inside `input_features` and `mel`.
@@ -32,7 +33,8 @@ from unispeech.audio import (
     whisper_log_mel,
 )
 from unispeech.configuration import UnispeechLMConfig
-from unispeech.lengths import mel_patches, speech_tokens, whisper_mel_frames
+from unispeech.encoder import EncodedSpeech
+from unispeech.lengths import mel_patches, projector_tokens, speech_tokens, whisper_mel_frames
 from unispeech.markers import NO_MARKER
 from unispeech.sequences import (
     IGNORE_INDEX,
@@ -48,9 +50,10 @@ from unispeech.sequences import (
 @dataclass(frozen=True)
 class AsrSample:
     """Speech to transcribe; `text` is the transcript to learn (None when decoding); `language`
-    an optional hint (an ISO code such as "en") written before the transcript."""
+    an optional hint (an ISO code such as "en") written before the transcript. `audio` may be
+    `EncodedSpeech` (cached encoder output) instead of a recording."""
 
-    audio: AudioSource
+    audio: AudioSource | EncodedSpeech
     text: str | None = None
     sampling_rate: int | None = None  # needed for arrays; files carry their own
     language: str | None = None
@@ -75,7 +78,7 @@ class GerSample:
 
     hypotheses: tuple[str, ...]
     text: str | None = None
-    audio: AudioSource | None = None
+    audio: AudioSource | EncodedSpeech | None = None
     sampling_rate: int | None = None
     task = "ger"
 
@@ -143,11 +146,14 @@ class UnispeechLMProcessor:
             raise ValueError("no samples to process")
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-        sequences, features, feature_lengths, mels, mel_lengths = [], [], [], [], []
+        sequences, features, feature_lengths, encoded, mels, mel_lengths = [], [], [], [], [], []
         for sample in samples:
             task = get_task(sample.task)
             tokens = None
-            if getattr(sample, "audio", None) is not None and not isinstance(sample, TtsSample):
+            if isinstance(getattr(sample, "audio", None), EncodedSpeech):
+                encoded.append(sample.audio.states)
+                tokens = projector_tokens(sample.audio.states.shape[0], self.config.projector_stack)
+            elif getattr(sample, "audio", None) is not None and not isinstance(sample, TtsSample):
                 mel, frames = self.speech_features(sample.audio, sample.sampling_rate)
                 tokens = speech_tokens(frames, self.config.projector_stack)
                 features.append(mel)
@@ -173,7 +179,12 @@ class UnispeechLMProcessor:
                 mels.append(torch.nn.functional.pad(mel, (0, 0, 0, sample.extra_frames)))
                 mel_lengths.append(frames)
             sequences.append(sequence)
+        if features and encoded:
+            raise ValueError("a batch mixes recordings and EncodedSpeech: give one kind of speech input")
         batch = _pad_sequences(sequences, padding_side)
+        if encoded:
+            batch["encoder_states"] = _pad_stack(encoded)  # (A, T, E)
+            batch["encoder_lengths"] = torch.tensor([len(states) for states in encoded])
         if features:
             batch["input_features"] = _pad_stack([f.T for f in features]).transpose(1, 2)  # (A, M, F)
             batch["feature_lengths"] = torch.tensor(feature_lengths)

@@ -1,0 +1,222 @@
+"""The trainer on the tiny model: exact resume, SIGTERM, damaged checkpoints, QLoRA, two processes."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+from safetensors.torch import load_file
+
+from unispeech.adapters import load_task_adapter
+from unispeech.checkpoints import checkpoints
+from unispeech.recipes import Source, load_recipe, recipe_from_dict
+from unispeech.testing import noise, tiny_model
+from unispeech.trainer import ADAPTER_FOLDER, CHECKPOINT_FOLDER, METRICS_FILE, TRAINABLE_FILE, Trainer
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "we", "saw", "it", "run", "far", "away"]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    lines = []
+    for i in range(12):
+        soundfile.write(folder / f"{i}.wav", noise(0.5 + 0.1 * i, 16000, seed=i), 16000)
+        text = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(3 + i % 4))
+        lines.append(json.dumps({"audio": f"{i}.wav", "text": text, "speaker": f"s{i % 3}"}))
+    path = folder / "manifest.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def make_recipe(manifest: Path, output: Path, **fields):
+    data = {
+        "model": "tiny",
+        "task": "asr",
+        "output": str(output),
+        "sources": [{"task": "asr", "manifest": str(manifest)}],
+        "steps": 6,
+        "batch": {"max_positions": 1024, "max_samples": 4, "window": 100},
+        "optimizer": {"lr": 1e-3, "module_lr": 1e-3, "warmup_steps": 1},
+        "ctc": {"warmup_steps": 2, "weight": 0.3},
+        "grad_accumulation": 2,
+        "checkpoint_every": 2,
+        "log_every": 1,
+        "feature_cache": str(output.parent / "features"),
+        **fields,
+    }
+    return recipe_from_dict(data)
+
+
+def trained_weights(output: Path) -> dict[str, torch.Tensor]:
+    newest = checkpoints(output / CHECKPOINT_FOLDER)[-1][1]
+    return load_file(newest / TRAINABLE_FILE)
+
+
+def stop_at(step: int):
+    def on_step(current: int) -> None:
+        if current == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return on_step
+
+
+def test_stopped_and_resumed_run_equals_a_straight_run(manifest, tmp_path):
+    straight = make_recipe(manifest, tmp_path / "straight")
+    assert Trainer(straight, show_progress=False).train().step == 6
+
+    interrupted = make_recipe(manifest, tmp_path / "interrupted")
+    result = Trainer(interrupted, show_progress=False, on_step=stop_at(3)).train()
+    assert result.stopped and result.step == 3 and result.adapter is None
+    assert [step for step, _ in checkpoints(tmp_path / "interrupted" / CHECKPOINT_FOLDER)] == [2, 3]
+    resumed = Trainer(interrupted, resume=True, show_progress=False).train()
+    assert resumed.step == 6 and not resumed.stopped
+
+    expected, actual = trained_weights(tmp_path / "straight"), trained_weights(tmp_path / "interrupted")
+    assert expected.keys() == actual.keys()
+    assert any(name.startswith("ctc.") for name in expected)  # the CTC head is part of the run
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    # the metrics log holds each step once, the resumed steps included
+    steps = [json.loads(line)["step"] for line in (tmp_path / "interrupted" / METRICS_FILE).open()]
+    assert [s for s in steps if s] == sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_run_learns_and_its_adapter_loads(manifest, tmp_path):
+    recipe = make_recipe(manifest, tmp_path / "run", steps=12, ctc={"warmup_steps": 0, "weight": 0.0})
+    result = Trainer(recipe, show_progress=False).train()
+    records = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).open()]
+    first, last = records[0]["text_loss/asr"], records[-1]["text_loss/asr"]
+    assert last < first
+    assert all(0 <= r["padded_fraction"] < 1 and r["tokens_per_second"] > 0 for r in records)
+
+    model, _ = tiny_model()
+    assert load_task_adapter(model, result.adapter) == "asr"
+    saved = load_file(result.adapter / "task_modules.safetensors")
+    assert saved["projector.linear_in.weight"].dtype == torch.float16
+    torch.testing.assert_close(
+        model.projector.linear_in.weight,
+        trained_weights(tmp_path / "run")["model.projector.linear_in.weight"],
+        rtol=1e-3,
+        atol=1e-3,
+    )
+
+
+def test_a_damaged_latest_checkpoint_is_passed_over(manifest, tmp_path, caplog):
+    recipe = make_recipe(manifest, tmp_path / "run")
+    Trainer(recipe, show_progress=False, on_step=stop_at(4)).train()
+    newest = checkpoints(tmp_path / "run" / CHECKPOINT_FOLDER)[-1][1]
+    weights = newest / TRAINABLE_FILE
+    weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)
+    caplog.set_level("INFO")
+    assert Trainer(recipe, resume=True, show_progress=False).train().step == 6
+    assert "skipping the checkpoint of step 4" in caplog.text
+    assert "resumed from" in caplog.text and "step-00000002" in caplog.text
+
+
+def test_resume_refuses_a_changed_recipe_and_a_fresh_run_refuses_old_checkpoints(manifest, tmp_path):
+    recipe = make_recipe(manifest, tmp_path / "run")
+    Trainer(recipe, show_progress=False, on_step=stop_at(2)).train()
+    changed = replace(recipe, seed=1)
+    with pytest.raises(ValueError, match=r"the recipe changed since the checkpoint.*seed"):
+        Trainer(changed, resume=True, show_progress=False).train()
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(recipe, show_progress=False).train()
+    longer = replace(recipe, steps=8)  # more steps is the same run, continued
+    assert Trainer(longer, resume=True, show_progress=False).train().step == 8
+
+
+def test_qlora_trains_a_step_with_a_4bit_backbone(manifest, tmp_path, tiny_dir):
+    import bitsandbytes as bnb
+
+    from unispeech.trainer import Trainer as QloraTrainer
+
+    recipe = make_recipe(
+        manifest,
+        tmp_path / "run",
+        model=str(tiny_dir),
+        qlora=True,
+        steps=2,
+        ctc={"warmup_steps": 1, "weight": 0.3},
+    )
+    trainer = QloraTrainer(recipe, show_progress=False)
+    loaded = []
+    original = trainer._load_model
+    trainer._load_model = lambda: loaded.append(original()) or loaded[-1]
+    result = trainer.train()
+    model = loaded[0][0]
+    quantized = [name for name, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized and all(name.startswith("backbone.") for name in quantized)
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in model.encoder.modules())
+    assert result.step == 2 and (result.adapter / "adapter_model.safetensors").is_file()
+
+
+def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
+    recipe = make_recipe(
+        manifest,
+        tmp_path / "run",
+        task="joint",
+        sources=[Source("asr", manifest=str(manifest)), Source("tts", manifest=str(manifest), weight=1.0)],
+        ctc={"warmup_steps": 0, "weight": 0.0},
+        steps=4,
+    )
+    result = Trainer(recipe, show_progress=False).train()
+    metadata = json.loads((result.adapter / "unispeech_adapter.json").read_text())
+    assert metadata["task"] == "joint"
+    assert set(metadata["task_modules"]) == {"projector", "markers", "flow"}
+    logged = set().union(*(json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).open()))
+    assert {"text_loss/asr", "tts_loss/tts"} <= logged
+
+
+def test_two_processes_under_accelerate_launch(manifest, tmp_path):
+    # `--cpu` alone runs one process unless MPI is set up; `--multi_gpu` starts torchrun, and on a
+    # machine without GPUs the trainer's processes meet over gloo
+    config = tmp_path / "recipe.yaml"
+    shutil.copy(REPOSITORY / "train" / "configs" / "tiny.yaml", config)
+    recipe = load_recipe(config)  # the shipped tiny recipe, as the command below reads it
+    assert recipe.model == "tiny"
+    output = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "unispeech.cli",
+        "train",
+        "--config",
+        str(config),
+        "--set",
+        f"sources.0.manifest={manifest}",
+        "--set",
+        f"output={output}",
+        "--set",
+        f"feature_cache={tmp_path / 'features'}",
+        "--set",
+        "steps=4",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    state = json.loads((checkpoints(output / CHECKPOINT_FOLDER)[-1][1] / "trainer.json").read_text())
+    assert state["world_size"] == 2 and state["step"] == 4
+    assert {"rng-0.pt", "rng-1.pt"} <= {
+        p.name for p in checkpoints(output / CHECKPOINT_FOLDER)[-1][1].iterdir()
+    }
+    assert (output / ADAPTER_FOLDER / "unispeech_adapter.json").is_file()

@@ -1,0 +1,185 @@
+"""Training data: a recipe's sources → examples with lengths → a seeded stream of batches.
+
+`TrainingData` reads every source once (manifests for ASR and TTS, N-best files for GER), drops
+what a run cannot use (clips longer than the source's `max_seconds`, examples longer than a whole
+batch) and counts it, and estimates each example's sequence length in positions from its duration
+and token counts. `BatchStream` turns those lengths into an endless stream of single-source
+batches: at each position a source is drawn by weight, and its next length-bucketed batch
+(`buckets.py`) is taken, epoch after epoch. The stream is a pure function of the seed and the
+position, so a resumed run seeks to where it stopped without reading any data. `samples` makes
+the processor's samples of a batch, with cached encoder states in place of audio when a
+`FeatureCache` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from unispeech.audio import WHISPER_SAMPLE_RATE
+from unispeech.buckets import BucketSettings, plan_batches
+from unispeech.feature_cache import FeatureCache
+from unispeech.lengths import mel_patches, speech_tokens, vocoder_mel_frames, whisper_mel_frames
+from unispeech.manifest import audio_duration, read_manifest, with_durations
+from unispeech.nbest import read_nbest
+from unispeech.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
+from unispeech.recipes import Recipe, Source
+
+logger = logging.getLogger(__name__)
+
+SEQUENCE_OVERHEAD = 4  # bos, markers and eos around a sample's text and speech
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    text: str
+    audio: str | None = None
+    hypotheses: tuple[str, ...] = ()
+    language: str | None = None
+    length: int = 0  # estimated positions of its sequence
+
+
+class TrainingData:
+    def __init__(self, recipe: Recipe, processor: UnispeechLMProcessor):
+        self.recipe, self.processor = recipe, processor
+        self.sources: list[list[Example]] = []
+        self.dropped: Counter[str] = Counter()
+        for source in recipe.sources:
+            examples = self._read(source)
+            if not examples:
+                raise ValueError(
+                    f"source {source.label} has no usable examples (dropped: {dict(self.dropped)})"
+                )
+            self.sources.append(examples)
+        if self.dropped:
+            logger.warning("left out of training: %s", dict(self.dropped))
+
+    def _read(self, source: Source) -> list[Example]:
+        if source.task == "ger":
+            items = read_nbest(source.nbest)
+            raw = [
+                (
+                    Example("ger", item.output, item.audio if source.with_audio else None, tuple(item.input)),
+                    audio_duration(item.audio) if source.with_audio and item.audio else 0.0,
+                )
+                for item in items
+            ]
+        else:
+            utterances = with_durations(read_manifest(source.manifest), source.manifest)
+            raw = [
+                (
+                    Example(
+                        source.task,
+                        utterance.text,
+                        str(utterance.path(source.manifest)),
+                        language=utterance.lang if source.language_hint else None,
+                    ),
+                    utterance.dur,
+                )
+                for utterance in utterances
+            ]
+        examples = []
+        for example, seconds in raw:
+            if seconds > source.max_seconds:
+                self.dropped[f"{source.label}: longer than {source.max_seconds:g} s"] += 1
+                continue
+            length = self._length(example, seconds)
+            if length > self.recipe.batch.max_positions:
+                self.dropped[f"{source.label}: longer than batch.max_positions"] += 1
+                continue
+            examples.append(Example(**{**example.__dict__, "length": length}))
+        return examples
+
+    def _length(self, example: Example, seconds: float) -> int:
+        config = self.processor.config
+        text = len(self.processor.tokenize(example.text))
+        if example.task == "tts":
+            frames = vocoder_mel_frames(round(seconds * config.mel_sample_rate), config.mel_hop_length)
+            return SEQUENCE_OVERHEAD + text + mel_patches(frames, config.mel_patch_size)
+        speech = 0
+        if example.audio is not None:
+            speech = speech_tokens(
+                whisper_mel_frames(round(seconds * WHISPER_SAMPLE_RATE)), config.projector_stack
+            )
+        prompt = len(self.processor.ger_prompt_ids(example.hypotheses)) if example.task == "ger" else 0
+        return SEQUENCE_OVERHEAD + text + speech + prompt
+
+    def audio_files(self) -> list[str]:
+        """The recordings the encoder reads (ASR, and GER with audio): what the feature cache holds."""
+        return sorted(
+            {
+                e.audio
+                for examples in self.sources
+                for e in examples
+                if e.audio is not None and e.task != "tts"
+            }
+        )
+
+    def transcripts(self) -> list[str]:
+        return [e.text for examples in self.sources for e in examples if e.task == "asr"]
+
+    def stream(self) -> BatchStream:
+        lengths = [[example.length for example in examples] for examples in self.sources]
+        weights = [source.weight for source in self.recipe.sources]
+        return BatchStream(lengths, weights, self.recipe.batch, self.recipe.seed)
+
+    def samples(
+        self, source: int, indices: list[int], cache: FeatureCache | None = None
+    ) -> tuple[list[Example], list[AsrSample | TtsSample | GerSample]]:
+        """The examples of a batch and the processor samples made of them."""
+        examples = [self.sources[source][index] for index in indices]
+        samples = []
+        for example in examples:
+            audio = example.audio
+            if cache is not None and audio is not None and example.task != "tts":
+                audio = cache.get(audio)
+                if audio is None:
+                    raise RuntimeError(f"no cached encoder states for {example.audio}: fill the cache first")
+            if example.task == "asr":
+                samples.append(AsrSample(audio, example.text, language=example.language))
+            elif example.task == "tts":
+                samples.append(TtsSample(audio, example.text))
+            else:
+                samples.append(GerSample(example.hypotheses, example.text, audio))
+        return examples, samples
+
+
+class BatchStream:
+    """Endless single-source batches: `(source, example indices)` at each position, seeded."""
+
+    def __init__(self, lengths: list[list[int]], weights: list[float], settings: BucketSettings, seed: int):
+        self.lengths, self.weights, self.settings, self.seed = lengths, weights, settings, seed
+        self.seek(0)
+
+    def seek(self, position: int) -> None:
+        """Continue from `position` (batches already taken), as if the stream had run to there."""
+        self._chooser = random.Random(self.seed)
+        self._cursors = [(0, 0)] * len(self.lengths)  # per source: (epoch, next batch of its plan)
+        self._plans: dict[int, tuple[int, list[list[int]]]] = {}  # per source: (epoch, its plan)
+        self.position = 0
+        for _ in range(position):
+            self._advance()
+
+    def _plan(self, source: int, epoch: int) -> list[list[int]]:
+        if self._plans.get(source, (None,))[0] != epoch:
+            seed = f"{self.seed}/{source}/{epoch}"
+            self._plans[source] = (epoch, plan_batches(self.lengths[source], self.settings, seed))
+        return self._plans[source][1]
+
+    def _advance(self) -> tuple[int, list[int]]:
+        source = self._chooser.choices(range(len(self.lengths)), weights=self.weights)[0]
+        epoch, index = self._cursors[source]
+        if index == len(self._plan(source, epoch)):
+            epoch, index = epoch + 1, 0
+        self._cursors[source] = (epoch, index + 1)
+        self.position += 1
+        return source, self._plan(source, epoch)[index]
+
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self) -> tuple[int, list[int]]:
+        return self._advance()
