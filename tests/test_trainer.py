@@ -110,6 +110,18 @@ def test_the_run_learns_and_its_adapter_loads(manifest, tmp_path):
     )
 
 
+def test_dev_wer_by_ctc_during_the_warm_up_then_by_the_llm(manifest, tmp_path):
+    recipe = make_recipe(
+        manifest, tmp_path / "run", steps=4, dev={"manifest": str(manifest), "every": 2, "limit": 3}
+    )
+    Trainer(recipe, show_progress=False).train()
+    records = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).open()]
+    dev = [r for r in records if "dev_wer" in r]
+    assert [(r["step"], r["dev_decoder"]) for r in dev] == [(2, "ctc"), (4, "llm")]
+    assert all(r["dev_wer"] >= 0 for r in dev)
+    assert {"matched", "mismatched"} == set(dev[1]["dev_loss"])
+
+
 def test_a_damaged_latest_checkpoint_is_passed_over(manifest, tmp_path, caplog):
     recipe = make_recipe(manifest, tmp_path / "run")
     Trainer(recipe, show_progress=False, on_step=stop_at(4)).train()

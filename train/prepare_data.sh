@@ -23,3 +23,19 @@ $unispeech data synth --text "$SHARED/ljspeech/metadata.csv" --exclude-ids LJ001
     --out "$DATA/synthetic" --count "$SYNTH_COUNT" --workers 2
 [ -f "$DATA/synthetic/manifest.dev.jsonl" ] || \
     $unispeech data split --manifest "$DATA/synthetic/manifest.jsonl" --by utterance --dev-fraction 0.05
+
+# N-best lists of whisper-base for GER (slow on a CPU: seconds a clip), only with NBEST=1.
+# Train sides get augmentation (noise + speed) so the lists hold real errors; dev sides stay clean
+# except FSDD's, whose digits are already hard for whisper-base.
+if [ "${NBEST:-0}" = 1 ]; then
+    mkdir -p "$DATA/nbest"
+    nbest() { # name manifest augment [limit]; resumes: decoded utterances are skipped
+        $unispeech data nbest --manifest "$2" -o "$DATA/nbest/$1.jsonl" --augment "$3" ${4:+--limit $4}
+    }
+    nbest ljspeech.train "$DATA/ljspeech.train.jsonl" 0.5
+    nbest ljspeech.dev "$DATA/ljspeech.dev.jsonl" 0
+    nbest fsdd.train "$DATA/fsdd.train.jsonl" 0.5 600
+    nbest fsdd.dev "$DATA/fsdd.dev.jsonl" 0.5 200
+    nbest synthetic.train "$DATA/synthetic/manifest.train.jsonl" 0.3 1500
+    nbest synthetic.dev "$DATA/synthetic/manifest.dev.jsonl" 0.3 200
+fi

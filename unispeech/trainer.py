@@ -45,10 +45,12 @@ from unispeech.feature_cache import FeatureCache
 from unispeech.files import atomic_write_text
 from unispeech.manifest import read_manifest
 from unispeech.modeling import UnispeechLMModel
-from unispeech.processor import UnispeechLMProcessor
+from unispeech.processor import AsrSample, UnispeechLMProcessor
 from unispeech.recipes import JOINT_TASK, Recipe
+from unispeech.reliance import audio_reliance
 from unispeech.sequences import TASKS
 from unispeech.training_data import Example, TrainingData
+from unispeech.transcription import transcribe
 
 logger = logging.getLogger(__name__)
 
@@ -368,8 +370,6 @@ class Trainer:
         """Dev WER: LLM decoding, or greedy CTC decoding during the CTC warm-up."""
         record = {}
         if accelerator.is_main_process:
-            from unispeech.transcription import transcribe
-
             inner = accelerator.unwrap_model(module)
             utterances = read_manifest(self.recipe.dev.manifest)[: self.recipe.dev.limit]
             audios = [str(u.path(self.recipe.dev.manifest)) for u in utterances]
@@ -377,7 +377,7 @@ class Trainer:
             inner.eval()
             try:
                 if ctc_only:
-                    batch = processor([_asr(a) for a in audios])
+                    batch = processor([AsrSample(audio) for audio in audios])
                     speech = inner.model.encode_speech(batch["input_features"], batch["feature_lengths"])
                     log_probs = inner.ctc(speech[0], inner.model.backbone.get_input_embeddings())
                     hypotheses = [
@@ -385,15 +385,17 @@ class Trainer:
                     ]
                 else:
                     hypotheses = [t.text for t in transcribe(inner.model, processor, audios)]
+                    reliance = audio_reliance(inner.model, processor, audios, references)
+                    record["dev_loss"] = {"matched": reliance.matched, "mismatched": reliance.mismatched}
             finally:
                 inner.train()
                 inner.model.encoder.eval()
-            record = {
-                "step": step,
-                "dev_wer": word_error_rate(references, hypotheses),
-                "dev_decoder": "ctc" if ctc_only else "llm",
-                "dev_example": {"reference": references[0], "hypothesis": hypotheses[0]},
-            }
+            record.update(
+                step=step,
+                dev_wer=word_error_rate(references, hypotheses),
+                dev_decoder="ctc" if ctc_only else "llm",
+                dev_example={"reference": references[0], "hypothesis": hypotheses[0]},
+            )
             logger.info("step %d: dev WER %.2f %% (%s)", step, 100 * record["dev_wer"], record["dev_decoder"])
         accelerator.wait_for_everyone()
         return record
@@ -506,12 +508,6 @@ def _ctc_targets(ctc: CtcHead | None, processor: UnispeechLMProcessor, examples:
     if ctc is None or any(example.task != "asr" for example in examples):
         return None
     return [ctc.targets(processor.tokenize(example.text)) for example in examples]
-
-
-def _asr(audio: str):
-    from unispeech.processor import AsrSample
-
-    return AsrSample(audio)
 
 
 def _seed_everything(seed: int) -> None:

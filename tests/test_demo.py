@@ -1,0 +1,233 @@
+"""The Gradio demo, served on 127.0.0.1 with the tiny random model and driven like a user would:
+through `gradio_client` for every tab, and once through a headless Chromium (`browser` marker)."""
+
+import shutil
+import socket
+import time
+
+import numpy as np
+import pytest
+import soundfile
+
+pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from tests.conftest import noise_clip
+from unispeech.api import load
+from unispeech.cli import main
+from unispeech.decoding import DecodingOptions
+from unispeech.demo import MEL_ROW_HEIGHT, DemoSettings, launch, mel_picture
+from unispeech.transcription import TranscriptionOptions
+
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 vs gradio's
+SETTINGS = DemoSettings(queue_size=4, max_upload_mb=0.5, max_audio_seconds=5.0, max_text_chars=200)
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def speech(tiny_dir):
+    return load(tiny_dir, adapters=None)
+
+
+@pytest.fixture(scope="module")
+def server(speech):
+    """The demo's URL while it runs."""
+    port = free_port()
+    demo = launch(speech, SETTINGS, port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Good and bad uploads, by name."""
+    folder = tmp_path_factory.mktemp("uploads")
+    files = {
+        "speech": (noise_clip(1.0, 16000, seed=1), 16000),
+        "prompt": (noise_clip(1.0, 22050, seed=2), 22050),
+        "silent": (np.zeros(16000, np.float32), 16000),
+        "nan": (np.full(16000, np.nan, np.float32), 16000),
+        "empty": (np.zeros(0, np.float32), 16000),
+        "long": (noise_clip(6.0, 8000, seed=3), 8000),  # over max_audio_seconds, under max_upload_mb
+        "big": (noise_clip(20.0, 16000, seed=4), 16000),  # over max_upload_mb
+        "short": (noise_clip(0.005, 22050, seed=5), 22050),  # 110 samples
+    }
+    paths = {}
+    for name, (audio, rate) in files.items():
+        paths[name] = folder / f"{name}.wav"
+        soundfile.write(paths[name], audio, rate, subtype="FLOAT" if name == "nan" else "PCM_16")
+    paths["corrupt"] = folder / "corrupt.wav"
+    paths["corrupt"].write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt not really a wav file")
+    return paths
+
+
+def test_transcribe_tab_returns_the_transcript_its_nbest_list_and_timing(speech, client, clips):
+    text, table, timing = client.predict(handle_file(clips["speech"]), 3, api_name="/transcribe")
+    options = TranscriptionOptions(decoding=DecodingOptions(beam_size=3, n_best=3))
+    expected = speech.transcribe(str(clips["speech"]), options)
+    assert text == expected.text
+    assert table["headers"] == ["rank", "text", "score"]
+    assert [row[:2] for row in table["data"]] == [[i + 1, h.text] for i, h in enumerate(expected.hypotheses)]
+    assert len(table["data"]) == 3
+    assert timing.startswith("1.00 s of audio transcribed in")
+
+
+def test_speak_tab_returns_speech_and_its_mel_spectrogram(speech, client, clips):
+    from PIL import Image
+
+    audio_path, picture_path, timing = client.predict(
+        "hi", handle_file(clips["prompt"]), "the prompt says this", 2, 2.0, 1.0, 0, api_name="/speak"
+    )
+    audio, rate = soundfile.read(audio_path, dtype="int16")
+    assert rate == speech.sample_rate and audio.ndim == 1 and len(audio) > 0
+    with Image.open(picture_path) as picture:
+        assert picture.mode == "RGB"
+        assert picture.size == (len(audio) // 256, 80 * MEL_ROW_HEIGHT)  # (frames, bins · rows) at hop 256
+    assert "2 steps" in timing
+
+
+@pytest.mark.parametrize("with_audio", [False, True])
+def test_correct_tab_takes_one_hypothesis_per_line(speech, client, clips, with_audio):
+    audio = handle_file(clips["speech"]) if with_audio else None
+    corrected, timing = client.predict("a b\n\n  a c  \n", audio, api_name="/correct")
+    recording = str(clips["speech"]) if with_audio else None
+    assert corrected == speech.correct(["a b", "a c"], recording)
+    assert timing.startswith("2 hypotheses corrected")
+    assert ("listening" in timing) == with_audio
+
+
+@pytest.mark.parametrize(
+    ("api_name", "inputs", "message"),
+    [
+        ("/transcribe", ["silent", 1], "is silent"),
+        ("/transcribe", ["nan", 1], "NaN or infinite"),
+        ("/transcribe", ["empty", 1], "empty"),
+        ("/transcribe", ["corrupt", 1], "cannot read audio file corrupt.wav"),
+        ("/transcribe", ["long", 1], "lasts 6.0 s, more than the 5 s allowed"),
+        ("/transcribe", [None, 1], "no recording"),
+        ("/speak", ["", "prompt", "", 2, 2.0, 1.0, 0], "text is empty"),
+        ("/speak", ["x" * 201, "prompt", "", 2, 2.0, 1.0, 0], "201 characters, more than the 200"),
+        ("/speak", ["hi", "silent", "", 2, 2.0, 1.0, 0], "voice prompt is silent"),
+        ("/speak", ["hi", "short", "", 2, 2.0, 1.0, 0], "could not be transcribed"),
+        ("/speak", ["hi", "short", "a b", 2, 2.0, 1.0, 0], "too short for a mel frame"),
+        ("/speak", ["hi", "prompt", "", 0, 2.0, 1.0, 0], "less than minimum value 1"),  # a slider's bound
+        ("/correct", ["  \n ", None], "N-best list is empty"),
+        ("/correct", ["\n".join("abcdefghijklmnopqrstu"), None], "21 hypotheses given, at most 20"),
+    ],
+)
+def test_bad_requests_come_back_as_messages(client, clips, api_name, inputs, message):
+    inputs = [handle_file(clips[value]) if value in clips else value for value in inputs]
+    with pytest.raises(AppError, match=message) as caught:
+        client.predict(*inputs, api_name=api_name)
+    assert "/tmp" not in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_an_upload_over_the_size_limit_is_refused_by_the_client_and_the_server(server, client, clips):
+    import httpx
+
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 524288 bytes"):
+        client.predict(handle_file(clips["big"]), 1, api_name="/transcribe")
+    for name, status in (("big", 413), ("speech", 200)):  # what a client that does not check meets
+        with open(clips[name], "rb") as upload:
+            response = httpx.post(f"{server}gradio_api/upload", files={"files": (f"{name}.wav", upload)})
+        assert response.status_code == status, response.text
+
+
+def test_twenty_requests_at_once_complete_or_are_refused_by_the_full_queue(
+    speech, client, clips, monkeypatch
+):
+    transcribe = speech.transcribe
+
+    def slow_transcribe(*args, **kwargs):  # slow enough for the queue (4) to fill up
+        time.sleep(0.3)
+        return transcribe(*args, **kwargs)
+
+    monkeypatch.setattr(speech, "transcribe", slow_transcribe)
+    jobs = [client.submit(handle_file(clips["speech"]), 1, api_name="/transcribe") for _ in range(20)]
+    done, refused = 0, 0
+    for job in jobs:
+        try:
+            *_, timing = job.result(timeout=60)
+            done += bool(timing)
+        except Exception as error:
+            assert "queue is full" in str(error).lower(), error
+            refused += 1
+    assert done + refused == 20 and done >= 1 and refused >= 1
+    monkeypatch.undo()
+    assert (
+        client.predict(handle_file(clips["speech"]), 1, api_name="/transcribe")[0]
+        == speech.transcribe(str(clips["speech"])).text
+    )
+
+
+def test_mel_picture_puts_low_frequencies_at_the_bottom():
+    rate = 22050
+    seconds = np.arange(rate // 2) / rate
+    picture = mel_picture((0.5 * np.sin(2 * np.pi * 200 * seconds)).astype(np.float32))  # a low tone
+    assert picture.dtype == np.uint8 and picture.shape == (80 * MEL_ROW_HEIGHT, len(seconds) // 256, 3)
+    brightness = picture.astype(float).sum(axis=(1, 2))
+    assert brightness[-len(brightness) // 4 :].mean() > brightness[: len(brightness) // 4].mean()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("queue_size", 0), ("concurrency", 0), ("max_upload_mb", -1), ("max_text_chars", 0)]
+)
+def test_bad_settings_are_refused_by_the_cli_before_the_model_loads(tiny_dir, capsys, field, value):
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(ValueError, match=field):
+        DemoSettings(**{field: value})
+    code = main(["demo", "--model", str(tiny_dir / "missing"), "--adapters", "none", flag, str(value)])
+    assert code == 2 and field in capsys.readouterr().err  # the settings error, not the missing model
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Chromium and its driver: apt-get install chromium chromium-driver",
+)
+def test_transcribe_in_a_real_browser(speech, server, clips, tmp_path):
+    """Upload a wav in headless Chromium, click Transcribe, read the transcript off the page.
+    A screenshot of the page is saved as tmp_path / 'transcribe.png'."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (dev extra)")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1280,1200")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no driver download
+    screenshot = tmp_path / "transcribe.png"
+    try:
+        driver.get(server)
+        wait = WebDriverWait(driver, 30)
+        upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#transcribe-audio input[type=file]"))
+        upload.send_keys(str(clips["speech"]))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#transcribe-audio audio"))  # uploaded
+        driver.find_element(By.CSS_SELECTOR, "#transcribe-button").click()
+        transcript = driver.find_element(By.CSS_SELECTOR, "#transcribe-text textarea")
+        wait.until(lambda d: transcript.get_attribute("value"))
+        text = transcript.get_attribute("value")
+        timing = driver.find_element(By.CSS_SELECTOR, "#transcribe-timing").text
+    finally:
+        driver.save_screenshot(str(screenshot))
+        driver.quit()
+    expected = speech.transcribe(str(clips["speech"])).text
+    assert expected and text == expected
+    assert timing.startswith("1.00 s of audio transcribed in")
+    assert screenshot.stat().st_size > 0
+    print(f"screenshot of the page: {screenshot}")
