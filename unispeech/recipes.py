@@ -136,7 +136,7 @@ class Recipe:
                 raise ValueError(f"a {source.task} source needs `{wanted}:` (a file)")
             if source.weight <= 0:
                 raise ValueError(f"source weights must be positive, got {source.weight} ({source.label})")
-        for name in ("steps", "grad_accumulation", "checkpoint_every", "log_every"):
+        for name in ("steps", "grad_accumulation", "checkpoint_every", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.precision not in PRECISIONS:
@@ -184,14 +184,22 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     key, separator, value = override.partition("=")
     if not separator or not key:
         raise ValueError(f"an override is key=value (e.g. steps=200), got {override!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise ValueError(f"the value of override {override!r} is not valid YAML: {error}") from None
     *parents, last = key.split(".")
     target: Any = data
-    for part in parents:
-        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
-    if isinstance(target, list):
-        target[int(last)] = yaml.safe_load(value)
-    else:
-        target[last] = yaml.safe_load(value)
+    try:
+        for part in parents:
+            target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+        if isinstance(target, list):
+            target[int(last)] = parsed
+        else:
+            target[last] = parsed
+    except (IndexError, ValueError, TypeError, AttributeError) as error:
+        # a list index out of range or not a number, or a key below a plain value
+        raise ValueError(f"cannot set {key!r} in this recipe ({error})") from None
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -212,16 +220,25 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if nested is not None:
             value = _build(nested, value, f"{where}.{name}")
         elif name == "sources":
-            if not isinstance(value, list):
+            if not isinstance(value, list | tuple):  # a tuple: what `Recipe.to_dict` gives back
                 raise ValueError(f"{where}.sources must be a list of sources")
             value = tuple(_build(Source, item, f"{where}.sources[{i}]") for i, item in enumerate(value))
         elif isinstance(value, list):
             value = tuple(value)
+        elif hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            value = _number(value, f"{where}.{name}")  # YAML 1.1 reads 1e-4 as a string
         values[name] = value
     try:
         return cls(**values)
     except TypeError as error:
         raise ValueError(f"{where}: {error}") from None
+
+
+def _number(value: int | str, where: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{where} must be a number, got {value!r}") from None
 
 
 _SECTIONS = (BucketSettings, LoraSettings, OptimizerSettings, CtcSettings, DevSettings)

@@ -17,6 +17,7 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from unispeech.audio import WHISPER_SAMPLE_RATE
 from unispeech.buckets import BucketSettings, plan_batches
@@ -26,6 +27,7 @@ from unispeech.manifest import audio_duration, read_manifest, with_durations
 from unispeech.nbest import read_nbest
 from unispeech.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
 from unispeech.recipes import Recipe, Source
+from unispeech.sequences import language_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +62,15 @@ class TrainingData:
     def _read(self, source: Source) -> list[Example]:
         if source.task == "ger":
             items = read_nbest(source.nbest)
+            folder = Path(source.nbest).parent  # N-best files name their audio relative to themselves
+            listen = source.with_audio
+            audios = [str(folder / item.audio) if listen and item.audio else None for item in items]
             raw = [
                 (
-                    Example("ger", item.output, item.audio if source.with_audio else None, tuple(item.input)),
-                    audio_duration(item.audio) if source.with_audio and item.audio else 0.0,
+                    Example("ger", item.output, audio, tuple(item.input)),
+                    audio_duration(audio) if audio is not None else 0.0,
                 )
-                for item in items
+                for item, audio in zip(items, audios, strict=True)
             ]
         else:
             utterances = with_durations(read_manifest(source.manifest), source.manifest)
@@ -104,7 +109,11 @@ class TrainingData:
             speech = speech_tokens(
                 whisper_mel_frames(round(seconds * WHISPER_SAMPLE_RATE)), config.projector_stack
             )
-        prompt = len(self.processor.ger_prompt_ids(example.hypotheses)) if example.task == "ger" else 0
+        prompt = 0
+        if example.task == "ger":
+            prompt = len(self.processor.ger_prompt_ids(example.hypotheses))
+        elif example.language is not None:  # the ASR language hint, written before the transcript
+            prompt = len(self.processor.tokenize(language_prompt(example.language)))
         return SEQUENCE_OVERHEAD + text + speech + prompt
 
     def audio_files(self) -> list[str]:
