@@ -61,10 +61,10 @@ def trained_weights(output: Path) -> dict[str, torch.Tensor]:
     return load_file(newest / TRAINABLE_FILE)
 
 
-def stop_at(step: int):
+def stop_at(step: int, signum: int = signal.SIGTERM):
     def on_step(current: int) -> None:
         if current == step:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
 
     return on_step
 
@@ -124,7 +124,7 @@ def test_dev_wer_by_ctc_during_the_warm_up_then_by_the_llm(manifest, tmp_path):
 
 def test_a_damaged_latest_checkpoint_is_passed_over(manifest, tmp_path, caplog):
     recipe = make_recipe(manifest, tmp_path / "run")
-    Trainer(recipe, show_progress=False, on_step=stop_at(4)).train()
+    assert Trainer(recipe, show_progress=False, on_step=stop_at(4, signal.SIGINT)).train().stopped  # Ctrl-C
     newest = checkpoints(tmp_path / "run" / CHECKPOINT_FOLDER)[-1][1]
     weights = newest / TRAINABLE_FILE
     weights.write_bytes(weights.read_bytes()[:-16] + b"\0" * 16)

@@ -10,7 +10,7 @@ the projector by CTC (no LLM pass), then CTC stays as an auxiliary loss.
 
 Nothing is lost: checkpoints are atomic and verified (`checkpoints.py`), `resume=True` continues
 from the newest sound one exactly (weights, optimiser, scheduler, every RNG, stream position), and
-SIGTERM finishes the current step, checkpoints and returns. Progress shows in a bar; every
+SIGTERM or SIGINT (Ctrl-C) finishes the current step, checkpoints and returns. Progress shows in a bar; every
 `log_every` steps a line goes to `metrics.jsonl` (losses per task, lr, tokens/s, padded fraction,
 peak memory); every `dev.every` steps the dev WER. At the end the adapter is saved to
 `<output>/adapter/` in the layout `adapters.load_task_adapter` reads.
@@ -71,13 +71,14 @@ RESUMABLE_CHANGES = (
     "output",
     "save_dtype",
 )
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # finish the step, checkpoint, return
 BNB_SKIP_MODULES = ["encoder", "projector", "markers", "flow", "lm_head"]  # kept in full precision
 
 
 @dataclass
 class TrainResult:
     step: int
-    adapter: Path | None  # None when stopped early (SIGTERM) before the last step
+    adapter: Path | None  # None when stopped early (SIGTERM, SIGINT) before the last step
     stopped: bool
 
 
@@ -270,11 +271,9 @@ class Trainer:
             sum(len(s) for s in data.sources),
             len(data.sources),
         )
-        previous = (
-            signal.signal(signal.SIGTERM, self._request_stop)
-            if threading.current_thread() is threading.main_thread()
-            else None
-        )
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            previous = {signum: signal.signal(signum, self._request_stop) for signum in STOP_SIGNALS}
         bar = tqdm(
             total=recipe.steps,
             initial=step,
@@ -320,12 +319,12 @@ class Trainer:
                 if step % recipe.checkpoint_every == 0 or step == recipe.steps or stop:
                     self._save(accelerator, module, optimizer, scheduler, generator, step)
                 if stop:
-                    logger.warning("stopped by SIGTERM at step %d; --resume continues from here", step)
+                    logger.warning("stopped at step %d; --resume continues from here", step)
                     return TrainResult(step=step, adapter=None, stopped=True)
         finally:
             bar.close()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         adapter = None
         if accelerator.is_main_process:
             adapter = save_task_adapter(
@@ -341,7 +340,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ stop, log, dev
 
     def _request_stop(self, signum, frame) -> None:
-        logger.warning("SIGTERM received: finishing this step, then checkpointing")
+        logger.warning("%s received: finishing this step, then checkpointing", signal.Signals(signum).name)
         self.stop_requested = True
 
     def _agree_to_stop(self, accelerator: Accelerator) -> bool:
