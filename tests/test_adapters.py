@@ -365,3 +365,12 @@ def test_a_model_with_adapters_refuses_save_pretrained(tmp_path):
     add_task_adapter(model, "asr")
     with pytest.raises(ValueError, match=r"carries task adapters: save them with .*save_task_adapter"):
         model.save_pretrained(tmp_path / "wrapped")
+
+
+def test_a_new_adapter_trains_only_its_lora_and_task_modules():
+    model, _ = tiny_model()
+    add_task_adapter(model, "ger")
+    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"backbone", "projector", "markers"}
+    lora_only = [n for n, p in model.backbone.named_parameters() if p.requires_grad]
+    assert lora_only and all("lora_" in name for name in lora_only)

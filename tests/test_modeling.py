@@ -145,3 +145,9 @@ def test_dropping_the_text_hides_it_from_the_span(tiny_sdpa):
     torch.testing.assert_close(hidden[0], hidden[1], atol=1e-5, rtol=1e-5)
     hidden = span_states(drop_text=False)
     assert (hidden[0] - hidden[1]).abs().max() > 1e-3
+
+
+def test_a_loaded_model_keeps_its_encoder_frozen(tiny_dir):
+    model = UnispeechLMModel.from_pretrained(tiny_dir)
+    assert not any(parameter.requires_grad for parameter in model.encoder.parameters())
+    assert all(parameter.requires_grad for parameter in model.projector.parameters())

@@ -196,7 +196,8 @@ def add_task_adapter(
 
     The LoRA (`lora`, default `default_lora_config(model)`) starts as a no-op (peft zero-inits
     `lora_B`); peft freezes the backbone's own weights. The task modules (`modules`, default
-    the task registry's `task_modules`) start from the base weights and are made trainable."""
+    the task registry's `task_modules`) start from the base weights and are made trainable;
+    every other module (the encoder, other tasks' modules) is frozen."""
     name = _adapter_name(task)
     registry = _registry(model, create=True)
     if task in registry.tasks:
@@ -213,8 +214,9 @@ def add_task_adapter(
         name, chosen, {module: _clone(registry.base[module]) for module in chosen}, trainable=True
     )
     _activate(model, registry, task)
-    for module in chosen:
-        getattr(model, module).requires_grad_(True)
+    for name, module in model.named_children():  # peft has frozen the backbone's own weights
+        if name != "backbone":
+            module.requires_grad_(name in chosen)
     logger.info("added a trainable %s adapter (task modules: %s)", task, ", ".join(chosen) or "none")
 
 

@@ -76,6 +76,12 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         self.flow = FlowMatching(config)
         self.post_init()
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> UnispeechLMModel:
+        model = super().from_pretrained(*args, **kwargs)
+        model.encoder.requires_grad_(not model.config.freeze_encoder)  # loading makes fresh parameters
+        return model
+
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """The base model only: with task adapters attached, the backbone's layers are wrapped and the
         active task's modules are live, so save adapters with `adapters.save_task_adapter` instead."""
