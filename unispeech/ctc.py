@@ -48,7 +48,9 @@ class CtcHead(nn.Module):
     def loss(self, log_probs: torch.Tensor, lengths: torch.Tensor, targets: list[list[int]]) -> torch.Tensor:
         """Mean CTC loss per target token of `(A, N, 1 + K)` log-probabilities with `(A,)` lengths."""
         target_lengths = torch.tensor([len(target) for target in targets], device=log_probs.device)
-        flat = torch.tensor([k for target in targets for k in target], dtype=torch.long, device=log_probs.device)
+        flat = torch.tensor(
+            [k for target in targets for k in target], dtype=torch.long, device=log_probs.device
+        )
         return nn.functional.ctc_loss(
             log_probs.transpose(0, 1),  # (N, A, 1 + K), as ctc_loss wants it
             flat,
