@@ -352,7 +352,7 @@ def _eval_asr(args: argparse.Namespace) -> None:
     options = AsrBenchmarkOptions(batch_size=args.batch_size, worst=args.worst)
     clips = read_clips(args.manifest, args.limit, args.sample)  # a bad manifest fails before the model loads
     transcriber = load_transcriber(
-        args.model, _eval_adapters(args), args.whisper, not args.no_language_hint, args.batch_size
+        args.model, _eval_adapters(args), args.whisper, args.language_hint, args.batch_size
     )
     result = score_asr(clips, transcriber, options)
     report = asr_report(result, list(map(str, args.manifest)), options, _eval_command_line(args))
@@ -445,7 +445,7 @@ def _eval_speed(args: argparse.Namespace) -> None:
         tts_clips=args.tts_clips,
         threads=args.threads,
         warmup=not args.no_warmup,
-        language_hint=not args.no_language_hint,
+        language_hint=args.language_hint,
     )
     limit = DEFAULT_CLIPS if args.limit is None and args.sample is None else args.limit
     clips = read_clips(args.manifest, limit, args.sample)
@@ -486,7 +486,9 @@ def _add_eval_commands(commands) -> None:
     asr.add_argument("--batch-size", type=int, default=8, help="clips transcribed together")
     asr.add_argument("--worst", type=int, default=10, help="worst utterances listed in report.md")
     asr.add_argument("--whisper", default="smol", help="whisper-base weights: a model name or a file")
-    asr.add_argument("--no-language-hint", action="store_true", help="do not give our model the language")
+    asr.add_argument(
+        "--language-hint", action="store_true", help="give our model each clip's language (hint-trained)"
+    )
     asr.set_defaults(run=_eval_asr)
 
     tts = evaluate.add_parser("tts", help="round-trip WER, speaker similarity and real-time factor of TTS")
@@ -521,7 +523,9 @@ def _add_eval_commands(commands) -> None:
     speed.add_argument("--threads", type=int, help="torch threads in every process (default: as here)")
     speed.add_argument("--whisper", default="smol", help="whisper-base weights: a model name or a file")
     speed.add_argument("--no-warmup", action="store_true", help="time the first clip too")
-    speed.add_argument("--no-language-hint", action="store_true", help="do not give our model the language")
+    speed.add_argument(
+        "--language-hint", action="store_true", help="give our model each clip's language (hint-trained)"
+    )
     speed.set_defaults(run=_eval_speed)
 
 

@@ -18,6 +18,7 @@ peak memory); every `dev.every` steps the dev WER. At the end the adapter is sav
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -37,7 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from unispeech.adapters import SAVE_DTYPES, add_task_adapter, save_task_adapter
+from unispeech.adapters import SAVE_DTYPES, add_task_adapter, default_lora_config, save_task_adapter
 from unispeech.checkpoints import checkpoints, latest_checkpoint, prune, publish, staging_folder
 from unispeech.ctc import CtcHead
 from unispeech.evaluation import word_error_rate
@@ -164,19 +165,14 @@ class Trainer:
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
 
     def _add_adapter(self, model: UnispeechLMModel) -> None:
-        from peft import LoraConfig
-
-        from unispeech.adapters import default_lora_config
-
         lora = self.recipe.lora
-        config = default_lora_config(model)
-        config = LoraConfig(
+        default = default_lora_config(model)
+        config = dataclasses.replace(
+            default,
             r=lora.rank,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=list(lora.targets) if lora.targets else config.target_modules,
-            bias="none",
-            task_type="CAUSAL_LM",
+            target_modules=list(lora.targets) if lora.targets else default.target_modules,
         )
         modules = None
         if self.recipe.task == JOINT_TASK:

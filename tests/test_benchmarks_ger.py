@@ -1,0 +1,125 @@
+import json
+
+import pytest
+
+from tests.benchmark_helpers import write_corpus
+from unispeech import cli
+from unispeech.benchmarks import ger
+from unispeech.cli import EXIT_USER_ERROR, main
+from unispeech.nbest import NbestItem, read_nbest
+
+# reference, hypotheses (best first), what the fake corrector writes
+CASES = [
+    ("the cat sat", ["the cat sad", "the cat sat"], "the cat sat"),  # 1/3 → 0; oracle 0
+    (
+        "hello world",
+        ["hello word", "yellow word"],
+        "hello big world",
+    ),  # 1/2 → 1/2 (one insertion); oracle 1/2
+    ("a quick brown fox", ["a quick brown fox"], "quick brown fox"),  # 0 → 1/4; oracle 0
+]
+
+
+class ScriptedCorrector:
+    name = "scripted"
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def correct(self, nbest_lists, audios):
+        self.calls.append((list(map(list, nbest_lists)), list(audios)))
+        return [self.answers[tuple(hypotheses)] for hypotheses in nbest_lists]
+
+
+def _write(path, cases=CASES, audio=None):
+    items = [NbestItem(hyps, ref, audio, "en") for ref, hyps, _ in cases]
+    path.write_text("".join(item.to_json() + "\n" for item in items))
+    return path
+
+
+def _corrector(cases=CASES):
+    return ScriptedCorrector({tuple(hyps): corrected for _, hyps, corrected in cases})
+
+
+def test_first_corrected_and_oracle_rates_by_hand(tmp_path):
+    path = _write(tmp_path / "n.jsonl")
+    corrector = _corrector()
+    options = ger.GerBenchmarkOptions(batch_size=2)
+    result = ger.score_ger(read_nbest(path), corrector, path, options, progress=False)
+    totals = result.totals()
+    assert {name: (c.errors, c.units) for name, c in totals.items()} == {
+        ger.FIRST: (2, 9),
+        ger.CORRECTED: (2, 9),
+        ger.ORACLE: (1, 9),
+    }
+    assert [item.oracle for item in result.items] == ["the cat sat", "hello word", "a quick brown fox"]
+    assert (result.improved, result.worsened) == (1, 1)
+    assert [len(call[0]) for call in corrector.calls] == [2, 1], "batches of two lists"
+    assert corrector.calls[0][1] == [None, None], "no audio unless asked"
+
+    report = ger.ger_report(result, str(path), options)
+    assert report.data["error_rates"] == pytest.approx(
+        {ger.FIRST: 2 / 9, ger.CORRECTED: 2 / 9, ger.ORACLE: 1 / 9}
+    )
+    assert report.chart.series["scripted"] == pytest.approx([200 / 9, 200 / 9, 100 / 9])
+    assert "removed errors in 1 lists and added errors in 1" in report.markdown
+
+
+def test_with_audio_passes_recordings_and_skips_lists_without_them(tmp_path):
+    manifest = write_corpus(tmp_path, [{"samples": 8000, "text": "x"}])
+    path = tmp_path / "n.jsonl"
+    items = [
+        NbestItem(CASES[0][1], CASES[0][0], "wavs/manifest-0.wav", "en"),
+        NbestItem(CASES[1][1], CASES[1][0], "wavs/missing.wav", "en"),
+        NbestItem(CASES[2][1], CASES[2][0], None, "en"),
+    ]
+    path.write_text("".join(item.to_json() + "\n" for item in items))
+    corrector = _corrector()
+    options = ger.GerBenchmarkOptions(with_audio=True)
+    result = ger.score_ger(read_nbest(path), corrector, path, options, progress=False)
+    assert corrector.calls[0][1] == [manifest.parent / "wavs/manifest-0.wav"]
+    assert [(s.number, s.reason.split(":")[0]) for s in result.skipped] == [
+        (2, "no such audio file"),
+        (3, "no audio path"),
+    ]
+
+
+def test_the_cli_writes_the_report_with_an_injected_model(tmp_path, monkeypatch, capsys):
+    class FakeSpeech:
+        def correct(self, lists, audio, options):
+            assert audio is None
+            return [_corrector().answers[tuple(hypotheses)] for hypotheses in lists]
+
+    monkeypatch.setattr(cli, "_load", lambda args: FakeSpeech())
+    path = _write(tmp_path / "n.jsonl")
+    out = tmp_path / "out"
+    assert main(["eval", "ger", "--nbest", str(path), "--out", str(out), "--limit", "2"]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert data["lists"] == 2 and data["errors"] == {ger.FIRST: 2, ger.CORRECTED: 1, ger.ORACLE: 1}
+    assert (out / "report.md").is_file() and (out / "report.png").is_file()
+    assert "WER 1-best 40.00 %, corrected 20.00 %, oracle 20.00 %" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file"), ("", "holds no N-best lists"), ("[1, 2]", "item 1 is not")],
+)
+def test_bad_nbest_files_are_one_line_errors(tmp_path, monkeypatch, capsys, content, message):
+    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model must not load"))
+    path = tmp_path / "n.jsonl"
+    if content is not None:
+        path.write_text(content)
+    assert main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "out")]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("unispeech eval: error: ") and message in err and err.count("\n") == 1
+
+
+def test_the_tiny_model_corrects_end_to_end(tiny_sdpa, tmp_path):
+    from unispeech.api import Unispeech
+    from unispeech.vocoder import GriffinLim
+
+    model, processor = tiny_sdpa
+    path = _write(tmp_path / "n.jsonl", CASES[:2])
+    corrector = ger.UnispeechCorrector(Unispeech(model, processor, GriffinLim(model.config.mel_settings)))
+    result = ger.score_ger(read_nbest(path), corrector, path, progress=False)
+    assert len(result.items) == 2 and result.totals()[ger.FIRST].rate == pytest.approx(2 / 5)
