@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from unispeech.audio import WHISPER_SAMPLE_RATE
@@ -95,7 +95,7 @@ class TrainingData:
             if length > self.recipe.batch.max_positions:
                 self.dropped[f"{source.label}: longer than batch.max_positions"] += 1
                 continue
-            examples.append(Example(**{**example.__dict__, "length": length}))
+            examples.append(replace(example, length=length))
         return examples
 
     def _length(self, example: Example, seconds: float) -> int:
@@ -170,7 +170,7 @@ class BatchStream:
         self._plans: dict[int, tuple[int, list[list[int]]]] = {}  # per source: (epoch, its plan)
         self.position = 0
         for _ in range(position):
-            self._advance()
+            next(self)
 
     def _plan(self, source: int, epoch: int) -> list[list[int]]:
         if self._plans.get(source, (None,))[0] != epoch:
@@ -178,7 +178,10 @@ class BatchStream:
             self._plans[source] = (epoch, plan_batches(self.lengths[source], self.settings, seed))
         return self._plans[source][1]
 
-    def _advance(self) -> tuple[int, list[int]]:
+    def __iter__(self) -> BatchStream:
+        return self
+
+    def __next__(self) -> tuple[int, list[int]]:
         source = self._chooser.choices(range(len(self.lengths)), weights=self.weights)[0]
         epoch, index = self._cursors[source]
         if index == len(self._plan(source, epoch)):
@@ -186,9 +189,3 @@ class BatchStream:
         self._cursors[source] = (epoch, index + 1)
         self.position += 1
         return source, self._plan(source, epoch)[index]
-
-    def __iter__(self) -> BatchStream:
-        return self
-
-    def __next__(self) -> tuple[int, list[int]]:
-        return self._advance()
