@@ -26,8 +26,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from unispeech.audio import WHISPER_SAMPLE_RATE
 from unispeech.buckets import BucketSettings, plan_batches
 from unispeech.encoder import EncodedSpeech, SpeechEncoder
+from unispeech.lengths import whisper_mel_frames
+from unispeech.manifest import audio_duration
 from unispeech.processor import UnispeechLMProcessor
 
 STATES_KEY = "states"
@@ -86,10 +89,11 @@ class FeatureCache:
         missing = sorted({str(Path(file)) for file in audio_files if self.get(file) is None})
         if not missing:
             return 0
-        features = []
-        for file in tqdm(missing, desc="log-mel", unit="clip", disable=not show_progress, leave=False):
-            features.append(processor.speech_features(file, None))  # ((M, F), real F)
-        frames = [mel.shape[-1] for mel, _ in features]
+        # plan batches from the files' headers, then make each batch's log-mel only when it is
+        # encoded: a large corpus's spectrograms would not fit in memory together
+        frames = [whisper_mel_frames(round(audio_duration(file) * WHISPER_SAMPLE_RATE)) for file in missing]
+        if self.encoder.full_context:
+            frames = [self.encoder.max_frames] * len(frames)
         batches = plan_batches(
             frames,
             BucketSettings(max_positions=ENCODE_BATCH_FRAMES, max_samples=len(frames), window=len(frames)),
@@ -98,9 +102,9 @@ class FeatureCache:
         self.encoder.eval()
         with tqdm(total=len(missing), desc="encoder cache", unit="clip", disable=not show_progress) as bar:
             for batch in batches:
-                mels = [features[index][0] for index in batch]
-                padded = torch.nn.utils.rnn.pad_sequence([mel.T for mel in mels], batch_first=True)
-                lengths = torch.tensor([features[index][1] for index in batch])
+                features = [processor.speech_features(missing[index], None) for index in batch]
+                padded = torch.nn.utils.rnn.pad_sequence([mel.T for mel, _ in features], batch_first=True)
+                lengths = torch.tensor([real for _, real in features])
                 device = next(self.encoder.parameters()).device
                 states, state_lengths = self.encoder(padded.transpose(1, 2).to(device), lengths.to(device))
                 for row, index in enumerate(batch):
