@@ -13,7 +13,6 @@ from unispeech.manifest import Utterance, read_manifest, write_manifest
 from unispeech.nbest import NbestItem
 from unispeech.processor import AsrSample, GerSample, TtsSample
 from unispeech.recipes import recipe_from_dict
-from unispeech.testing import tiny_model
 from unispeech.training_data import BatchStream, TrainingData
 
 # (file, samples, sample rate, text): whole milliseconds at 16 kHz, other rates, and 3999 samples,
@@ -26,12 +25,6 @@ CLIPS = [
     ("e.wav", 11111, 8000, "eight"),
     ("f.wav", 50000, 44100, "Grüße, 世界"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return tiny_model()
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +57,8 @@ def _real_length(processor, sample):
     return processor([sample])["input_ids"].shape[1]
 
 
-def test_durations_are_read_and_unusable_examples_dropped(tiny, tmp_path, caplog):
-    _, processor = tiny
+def test_durations_are_read_and_unusable_examples_dropped(tiny_sdpa, tmp_path, caplog):
+    _, processor = tiny_sdpa
     for name, seconds in [("short.wav", 0.5), ("medium.wav", 1.2), ("long.wav", 2.5), ("wordy.wav", 0.4)]:
         soundfile.write(tmp_path / name, noise_clip(seconds, 16000), 16000)
     manifest = write_manifest(
@@ -105,10 +98,10 @@ def test_durations_are_read_and_unusable_examples_dropped(tiny, tmp_path, caplog
         ("tts", {}, 0, 2),  # counts a marker too many, ±1 mel frame from dur's rounding
     ],
 )
-def test_estimated_lengths_never_fall_short_of_the_real_ones(tiny, corpus, task, options, low, high):
+def test_estimated_lengths_never_fall_short_of_the_real_ones(tiny_sdpa, corpus, task, options, low, high):
     """The estimate is exact, up to what `dur`'s rounding to the millisecond adds at a frame's edge;
     it must never be short, or a batch could exceed `batch.max_positions`."""
-    _, processor = tiny
+    _, processor = tiny_sdpa
     manifest, nbest = corpus
     source = {
         "task": task,
@@ -128,8 +121,8 @@ def test_estimated_lengths_never_fall_short_of_the_real_ones(tiny, corpus, task,
         assert over[-1] == 3, "the item without audio is a GER sample without speech"
 
 
-def test_a_language_hint_is_written_and_counted(tiny, corpus):
-    _, processor = tiny
+def test_a_language_hint_is_written_and_counted(tiny_sdpa, corpus):
+    _, processor = tiny_sdpa
     manifest, _ = corpus
     data = TrainingData(
         _recipe([{"task": "asr", "manifest": str(manifest), "language_hint": True}]), processor
@@ -141,8 +134,8 @@ def test_a_language_hint_is_written_and_counted(tiny, corpus):
     assert example.length - plain.sources[0][0].length == len(processor.tokenize("[de] "))
 
 
-def test_a_ger_source_reads_its_nbest_file_and_finds_audio_beside_it(tiny, corpus):
-    _, processor = tiny
+def test_a_ger_source_reads_its_nbest_file_and_finds_audio_beside_it(tiny_sdpa, corpus):
+    _, processor = tiny_sdpa
     _, nbest = corpus
     data = TrainingData(_recipe([{"task": "ger", "nbest": str(nbest), "with_audio": True}]), processor)
     first, last = data.sources[0][0], data.sources[0][-1]
@@ -159,8 +152,8 @@ def test_a_ger_source_reads_its_nbest_file_and_finds_audio_beside_it(tiny, corpu
     assert deaf.transcripts() == []
 
 
-def test_a_joint_recipe_keeps_one_list_per_source(tiny, corpus):
-    _, processor = tiny
+def test_a_joint_recipe_keeps_one_list_per_source(tiny_sdpa, corpus):
+    _, processor = tiny_sdpa
     manifest, nbest = corpus
     sources = [
         {"task": "asr", "manifest": str(manifest)},
@@ -233,8 +226,8 @@ def test_every_example_appears_once_per_epoch_of_its_source():
         assert epochs[0] != epochs[1], "each epoch has its own order"
 
 
-def test_training_data_streams_its_recipe(tiny, corpus):
-    _, processor = tiny
+def test_training_data_streams_its_recipe(tiny_sdpa, corpus):
+    _, processor = tiny_sdpa
     manifest, nbest = corpus
     recipe = _recipe(
         [{"task": "asr", "manifest": str(manifest)}, {"task": "ger", "nbest": str(nbest), "weight": 3}],
@@ -250,8 +243,8 @@ def test_training_data_streams_its_recipe(tiny, corpus):
         assert len(lengths) <= 3 and (len(lengths) == 1 or len(lengths) * max(lengths) <= 400)
 
 
-def test_samples_carry_cached_encoder_states_that_give_the_same_loss(tiny, corpus, tmp_path):
-    model, processor = tiny
+def test_samples_carry_cached_encoder_states_that_give_the_same_loss(tiny_sdpa, corpus, tmp_path):
+    model, processor = tiny_sdpa
     manifest, _ = corpus
     sources = [{"task": "asr", "manifest": str(manifest)}, {"task": "tts", "manifest": str(manifest)}]
     data = TrainingData(_recipe(sources, task="joint"), processor)

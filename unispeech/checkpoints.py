@@ -12,7 +12,6 @@ damaged one it passes over. `prune` keeps the newest `keep`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,12 +19,13 @@ import re
 import shutil
 from pathlib import Path
 
+from unispeech.weights import sha256_of
+
 logger = logging.getLogger(__name__)
 
 CHECKSUMS_FILE = "checksums.json"
 STEP_FOLDER = re.compile(r"step-(\d+)")
 STAGING_PREFIX = ".staging-"
-HASH_BLOCK = 1 << 20
 
 
 def checkpoint_name(step: int) -> str:
@@ -42,7 +42,7 @@ def staging_folder(root: str | Path, step: int) -> Path:
 def publish(staging: Path) -> Path:
     """Seal a complete staging folder (checksums last) and rename it into place; returns its path."""
     checksums = {
-        file.name: _sha256(file) for file in sorted(staging.iterdir()) if file.name != CHECKSUMS_FILE
+        file.name: sha256_of(file) for file in sorted(staging.iterdir()) if file.name != CHECKSUMS_FILE
     }
     partial = staging / f"{CHECKSUMS_FILE}.partial"
     partial.write_text(json.dumps(checksums, indent=2) + "\n")
@@ -80,7 +80,7 @@ def verify(folder: str | Path) -> str | None:
         file = folder / name
         if not file.is_file():
             return f"{name} is missing"
-        if _sha256(file) != expected:
+        if sha256_of(file) != expected:
             return f"{name} does not match its checksum (damaged)"
     return None
 
@@ -101,11 +101,3 @@ def prune(root: str | Path, keep: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     for staging in Path(root).glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as stream:
-        while block := stream.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
