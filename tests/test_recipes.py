@@ -200,3 +200,21 @@ def test_float_fields_take_yaml_1_1_exponents_and_refuse_words():
     assert load_recipe(config, ["optimizer.lr=1e-4"]).optimizer.lr == pytest.approx(1e-4)
     with pytest.raises(ValueError, match=r"recipe\.optimizer\.lr must be a number"):
         load_recipe(config, ["optimizer.lr=fast"])
+
+
+def test_whole_numbers_and_switches_are_type_checked():
+    config = next(config for config in CONFIGS if config.name == "tiny.yaml")
+    with pytest.raises(ValueError, match=r"recipe\.steps must be a whole number, got 'x'"):
+        load_recipe(config, ["steps=x"])
+    with pytest.raises(ValueError, match=r"recipe\.qlora must be true or false, got 1"):
+        load_recipe(config, ["qlora=1"])
+    with pytest.raises(ValueError, match=r"recipe\.batch\.max_samples must be a whole number, got 2\.5"):
+        load_recipe(config, ["batch.max_samples=2.5"])
+
+
+def test_broken_yaml_is_reported_on_one_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: tiny\nsources: [\n")
+    with pytest.raises(ValueError, match=r"is not valid YAML: .*\(line 3, column 1\)") as raised:
+        load_recipe(broken)
+    assert "\n" not in str(raised.value)

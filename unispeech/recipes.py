@@ -167,7 +167,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     except FileNotFoundError:
         raise FileNotFoundError(f"no recipe at {path}") from None
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from None
+        raise ValueError(f"{path} is not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of recipe fields, not {type(data).__name__}")
     for override in overrides:
@@ -187,7 +187,9 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as error:
-        raise ValueError(f"the value of override {override!r} is not valid YAML: {error}") from None
+        raise ValueError(
+            f"the value of override {override!r} is not valid YAML: {_yaml_problem(error)}"
+        ) from None
     *parents, last = key.split(".")
     target: Any = data
     try:
@@ -227,11 +229,21 @@ def _build(cls: type, data: Any, where: str) -> Any:
             value = tuple(value)
         elif hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
             value = _number(value, f"{where}.{name}")  # YAML 1.1 reads 1e-4 as a string
+        elif hint in (int, bool) and type(value) is not hint:  # bool is an int subclass: compare types
+            kind = "a whole number" if hint is int else "true or false"
+            raise ValueError(f"{where}.{name} must be {kind}, got {value!r}")
         values[name] = value
     try:
         return cls(**values)
     except TypeError as error:
         raise ValueError(f"{where}: {error}") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: the problem and where it is."""
+    mark = getattr(error, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{getattr(error, 'problem', None) or error}{where}"
 
 
 def _number(value: int | str, where: str) -> float:

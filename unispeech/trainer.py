@@ -215,12 +215,13 @@ class Trainer:
 
         data = TrainingData(recipe, processor)
         cache = None
-        if recipe.cache_features and data.audio_files():
+        audio_files = data.audio_files()
+        if recipe.cache_features and audio_files:
             from unispeech.weights import cache_root
 
             cache = FeatureCache(recipe.feature_cache or cache_root() / "features", model.encoder)
             with accelerator.main_process_first():
-                cache.fill(data.audio_files(), processor, show_progress=self.show_progress and rank == 0)
+                cache.fill(audio_files, processor, show_progress=self.show_progress and rank == 0)
         ctc = None
         if recipe.ctc.warmup_steps or recipe.ctc.weight:
             token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
