@@ -288,6 +288,21 @@ def test_an_adapter_from_another_base_is_refused_naming_each_field(saved_asr):
     assert isinstance(raised.value, ValueError)
 
 
+def test_the_fingerprint_holds_only_the_fields_an_adapters_modules_read(saved_asr, tmp_path):
+    metadata = json.loads((saved_asr / METADATA_FILE).read_text())
+    assert "projector_stack" in metadata["base"] and "mel_patch_size" not in metadata["base"]
+    other_patch, _ = _tiny(mel_patch_size=2)
+    assert load_task_adapter(other_patch, saved_asr) == "asr"  # ASR never reads the mel patches
+
+    model, _ = _tiny()
+    add_task_adapter(model, "tts", lora=_small_lora(model))
+    saved_tts = save_task_adapter(model, "tts", tmp_path / "tts")
+    other_stack, _ = _tiny(projector_stack=2)
+    assert load_task_adapter(other_stack, saved_tts) == "tts"  # TTS never reads the projector
+    with pytest.raises(AdapterMismatchError, match=r"mel_patch_size=1; this model has mel_patch_size=2"):
+        load_task_adapter(other_patch, saved_tts)
+
+
 def test_a_missing_or_incomplete_folder_is_refused(saved_asr, tmp_path):
     model, _ = _tiny()
     with pytest.raises(FileNotFoundError, match=r"no adapter folder at .*nowhere"):

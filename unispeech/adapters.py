@@ -264,7 +264,7 @@ def save_task_adapter(
         "adapter_name": state.adapter_name,
         "task_modules": list(chosen),
         "dtype": str(saved_dtype).removeprefix("torch."),
-        "base": _fingerprint(model.config),
+        "base": _fingerprint(model.config, chosen),
     }
 
     path = Path(path)
@@ -295,8 +295,8 @@ def load_task_adapter(
     metadata, task_tensors = _read_folder(path)
     task = task if task is not None else metadata["task"]
     name = _adapter_name(task)
-    _check_fingerprint(metadata["base"], _fingerprint(model.config), task, path)
     chosen = _task_modules(model, task, metadata["task_modules"])
+    _check_fingerprint(metadata["base"], _fingerprint(model.config, chosen), task, path)
     module_weights = _split_task_tensors(model, chosen, task_tensors, path)
 
     registry = _registry(model, create=True)
@@ -419,21 +419,27 @@ def _remove_task(model: UnispeechLMModel, registry: _Registry, task: str) -> Non
 # ------------------------------------------------------------------------------------ folder checks
 
 
-def _fingerprint(config: UnispeechLMConfig) -> dict[str, int | str]:
-    """The base-model fields an adapter depends on, named as the config names them."""
-    text, encoder = config.text_config, config.encoder_config
-    return {
-        "model_type": text.model_type,
-        "hidden_size": text.hidden_size,
-        "num_hidden_layers": text.num_hidden_layers,
-        "vocab_size": text.vocab_size,
-        "n_audio_state": encoder.n_audio_state,
-        "n_mels": encoder.n_mels,
-        "projector_stack": config.projector_stack,
-        "projector_hidden_size": config.projector_hidden_size,
-        "mel_bins": config.mel_bins,
-        "mel_patch_size": config.mel_patch_size,
-    }
+# The config fields each part of an adapter depends on. An adapter's fingerprint holds the
+# backbone's fields and those of the task modules it saved, so that a base differing only where the
+# adapter never looks (an ASR adapter and the TTS mel patch size, say) still takes it.
+BACKBONE_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")  # of text_config
+PROJECTOR_ENCODER_FIELDS = ("n_audio_state", "n_mels")  # of encoder_config: what the projector reads
+TASK_MODULE_FIELDS = {
+    "projector": ("projector_stack", "projector_hidden_size"),
+    "flow": ("mel_bins", "mel_patch_size", "mel_sample_rate", "mel_hop_length"),
+}
+
+
+def _fingerprint(config: UnispeechLMConfig, modules: Iterable[str]) -> dict[str, int | str]:
+    """The base-model fields an adapter with task modules `modules` depends on, named as the
+    config names them."""
+    modules = tuple(modules)
+    fingerprint = {field: getattr(config.text_config, field) for field in BACKBONE_FIELDS}
+    if "projector" in modules:
+        fingerprint |= {field: getattr(config.encoder_config, field) for field in PROJECTOR_ENCODER_FIELDS}
+    for name in modules:
+        fingerprint |= {field: getattr(config, field) for field in TASK_MODULE_FIELDS.get(name, ())}
+    return fingerprint
 
 
 def _check_fingerprint(saved: Mapping, current: Mapping, task: str, path: Path) -> None:
