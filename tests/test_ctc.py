@@ -21,12 +21,12 @@ def test_log_probs_have_a_blank_and_one_class_per_token_and_are_normalised(embed
     torch.testing.assert_close(log_probs.exp().sum(dim=-1), torch.ones(2, 7))
 
 
-def test_a_token_is_scored_by_its_embedding_row(embedding):
+def test_a_token_is_scored_by_the_cosine_with_its_embedding_row(embedding):
     head = CtcHead(TOKEN_IDS, WIDTH)
-    with torch.no_grad():
-        embedding.weight[8] *= 100
-    speech = embedding.weight[8].detach().expand(1, 3, WIDTH)
-    assert head(speech, embedding).argmax(dim=-1).tolist() == [[3, 3, 3]], "token 8 is class 3"
+    row = embedding.weight[8].detach()
+    for scale in (0.01, 1.0, 100.0):  # the direction counts, not the size
+        tokens = head(scale * row.expand(1, 3, WIDTH), embedding)[..., BLANK + 1 :]
+        assert tokens.argmax(dim=-1).tolist() == [[2, 2, 2]], "token 8 is the third token class"
 
 
 def test_targets_drop_ids_the_head_lacks_and_map_the_rest_from_one():

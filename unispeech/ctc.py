@@ -4,22 +4,27 @@ A frozen LLM learns to read speech embeddings slowly (the SLAM-ASR plateau, `../
 `CtcHead` gives the projector a direct signal instead: each speech embedding is scored against the
 backbone's own (frozen) input-embedding rows of the tokens that occur in the training transcripts,
 so CTC pulls every embedding towards the token spoken there, in the space the backbone already
-reads. Only a scale, a bias per token and a blank score are learned; the embedding rows are read
-from the backbone at each call, never copied. The head is a training aid: it is checkpointed with
-a run but not shipped with the adapter. CTC over tokens rather than characters because the
-projector runs at 12.5 Hz, slower than speech's characters but faster than its tokens.
+reads. The score is the cosine between an embedding and a row times a learned scale (CLIP's
+inverse temperature, kept in log space so it stays positive), so the head never asks the projector
+for large embeddings. Only that scale, a bias per token and a blank score are learned; the
+embedding rows are read from the backbone at each call, never copied. The head is a training aid:
+it is checkpointed with a run but not shipped with the adapter. CTC over tokens rather than
+characters because the projector runs at 12.5 Hz, slower than speech's characters but faster than
+its tokens.
 
 Shapes: `A` clips, `N` speech embeddings, `D` backbone width, `K` token ids in the head.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 BLANK = 0  # the blank's class index; token k of `token_ids` is class k + 1
+INITIAL_SCALE = 1 / 0.07  # CLIP's initial inverse temperature for cosine logits
 
 
 class CtcHead(nn.Module):
@@ -29,14 +34,15 @@ class CtcHead(nn.Module):
         if not ids:
             raise ValueError("a CTC head needs at least one token id (are the transcripts empty?)")
         self.register_buffer("token_ids", torch.tensor(ids), persistent=True)
-        self.scale = nn.Parameter(torch.tensor(1.0 / hidden_size**0.5))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
         self.bias = nn.Parameter(torch.zeros(len(ids)))
         self.blank = nn.Linear(hidden_size, 1)
 
     def forward(self, speech: torch.Tensor, embedding: nn.Embedding) -> torch.Tensor:
         """Speech embeddings `(A, N, D)` → CTC log-probabilities `(A, N, 1 + K)`, blank first."""
         rows = embedding.weight[self.token_ids].detach()  # (K, D): the backbone's, frozen
-        tokens = self.scale * speech @ rows.T + self.bias  # (A, N, K)
+        cosines = nn.functional.normalize(speech, dim=-1) @ nn.functional.normalize(rows, dim=-1).T
+        tokens = self.log_scale.exp() * cosines + self.bias  # (A, N, K)
         return torch.cat([self.blank(speech), tokens], dim=-1).float().log_softmax(dim=-1)
 
     def targets(self, token_ids: list[int]) -> list[int]:

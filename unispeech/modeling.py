@@ -96,8 +96,15 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         self, input_features: torch.Tensor, feature_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whisper log-mel `(A, M, F)` → speech embeddings `(A, N, D)` and their `(A,)` lengths."""
-        states, lengths = self.encoder(input_features, feature_lengths)
-        return self.projector(states, lengths)
+        return self.project_speech(*self.encoder(input_features, feature_lengths))
+
+    def project_speech(
+        self, encoder_states: torch.Tensor, encoder_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output `(A, T, E)` → speech embeddings `(A, N, D)` at the scale of the backbone's
+        token embeddings, and their `(A,)` lengths."""
+        token_rms = self.backbone.get_input_embeddings().weight.detach().pow(2).mean().sqrt()
+        return self.projector(encoder_states, encoder_lengths, token_rms)
 
     def embed_inputs(
         self,
@@ -192,7 +199,7 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         if input_features is not None:
             speech = self.encode_speech(input_features, feature_lengths)
         elif encoder_states is not None:
-            speech = self.projector(encoder_states, encoder_lengths)
+            speech = self.project_speech(encoder_states, encoder_lengths)
         mel_embeddings = time_embeddings = hidden_from_span = None
         if mel is not None:
             if flow_example is None:

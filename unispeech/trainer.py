@@ -100,7 +100,7 @@ class TrainingModule(nn.Module):
     ) -> dict[str, torch.Tensor]:
         losses: dict[str, torch.Tensor] = {}
         if ctc_only and "encoder_states" in batch:
-            speech = self.model.projector(batch["encoder_states"], batch["encoder_lengths"])
+            speech = self.model.project_speech(batch["encoder_states"], batch["encoder_lengths"])
         elif ctc_only:
             speech = self.model.encode_speech(batch["input_features"], batch["feature_lengths"])
         else:

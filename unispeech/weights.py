@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 CACHE_ENVIRONMENT_VARIABLE = "UNISPEECH_CACHE"
 DEFAULT_CACHE = Path("~/.cache/unispeech")
 MANIFEST_NAME = "manifest.json"
+# The layout of a converted cache; a cache of another layout is converted again. 2: the projector
+# has an output norm.
+CACHE_LAYOUT = 2
 MODEL_DIR = "model"
 WHISPER_FILE = "whisper-base.safetensors"
 VOCODER_FILE = "hifigan/generator.safetensors"
@@ -252,7 +255,11 @@ def _write_manifest(folder: Path, sources: SmolSources) -> None:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
-    manifest = {"sources": [asdict(source) for source in sources.wheels()], "files": files}
+    manifest = {
+        "layout": CACHE_LAYOUT,
+        "sources": [asdict(source) for source in sources.wheels()],
+        "files": files,
+    }
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
@@ -277,6 +284,10 @@ def check(folder: Path, hashes: bool = True) -> list[str]:
     pinned = [asdict(source) for source in _sources(folder.name).wheels()]
     if manifest.get("sources") != pinned:
         problems.append("made from other package versions than this unispeech pins")
+    if manifest.get("layout", 1) != CACHE_LAYOUT:
+        problems.append(
+            f"converted to layout {manifest.get('layout', 1)}; this unispeech reads layout {CACHE_LAYOUT}"
+        )
     for relative, expected in manifest["files"].items():
         path = folder / relative
         if not path.is_file():
