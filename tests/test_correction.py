@@ -1,7 +1,7 @@
 import pytest
 
 from tests.conftest import noise_clip
-from unispeech.correction import CorrectionOptions, clean_hypotheses, correct
+from unispeech.correction import LOOP_GUARD_NGRAM_SIZE, CorrectionOptions, clean_hypotheses, correct
 from unispeech.decoding import DecodingOptions
 
 FAST = CorrectionOptions(decoding=DecodingOptions(max_new_tokens=6))
@@ -40,3 +40,9 @@ def test_counts_must_agree(tiny_sdpa):
     model, processor = tiny_sdpa
     with pytest.raises(ValueError, match="2 N-best lists but 1 recordings"):
         correct(model, processor, [["a"], ["b"]], [None])
+
+
+def test_the_loop_guard_is_on_by_default():
+    """What it does is tested in test_decoding (no_repeat_ngram_size); here only that correction,
+    whose undertrained adapters loop (train/RUNS.md), asks for it unless told otherwise."""
+    assert CorrectionOptions().decoding.no_repeat_ngram_size == LOOP_GUARD_NGRAM_SIZE

@@ -102,6 +102,24 @@ def test_the_length_guard_stops_every_sample(trained_like):
     assert not any(best.finished for (best,) in results)
 
 
+def _repeated_ngrams(tokens: list[int], n: int) -> int:
+    ngrams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return len(ngrams) - len(set(ngrams))
+
+
+@pytest.mark.parametrize("beam_size", [None, 3])
+@torch.inference_mode()
+def test_no_repeat_ngram_size_stops_the_loops_a_plain_decode_writes(trained_like, beam_size):
+    model, processor = trained_like
+    embeddings, mask = _prompts(model, processor)
+    plain = DecodingOptions(beam_size=beam_size, max_new_tokens=40)
+    looping = decode(model, embeddings, mask, eos_token_id=-1, options=plain)  # eos never comes
+    assert sum(_repeated_ngrams(best.tokens, 2) for (best, *_) in looping) > 0, "the test needs loops"
+    guarded = DecodingOptions(beam_size=beam_size, max_new_tokens=40, no_repeat_ngram_size=2)
+    for best, *_ in decode(model, embeddings, mask, eos_token_id=-1, options=guarded):
+        assert len(best.tokens) == 40 and _repeated_ngrams(best.tokens, 2) == 0
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="n_best=3 needs a beam of at least as many"):
         DecodingOptions(n_best=3)
@@ -109,6 +127,8 @@ def test_options_are_validated():
         DecodingOptions(beam_size=0)
     with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
         DecodingOptions(max_new_tokens=0)
+    with pytest.raises(ValueError, match="no_repeat_ngram_size must be at least 1"):
+        DecodingOptions(no_repeat_ngram_size=0)
 
 
 def test_rank_score():

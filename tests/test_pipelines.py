@@ -7,6 +7,7 @@ from transformers import pipeline
 import unispeech.pipelines  # noqa: F401 - registers the tasks
 from tests.conftest import noise_clip
 from unispeech.audio import AudioError
+from unispeech.correction import LOOP_GUARD_NGRAM_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,9 @@ def test_nbest_correction_inputs(tiny_dir):
     assert ger([["helo world", "hello world"], ["x"]])[0] == one
     with pytest.raises(ValueError, match="as a list of strings"):
         ger(42)
+    _, forward, _ = ger._sanitize_parameters(beam_size=3)
+    assert forward["options"].decoding.beam_size == 3
+    assert forward["options"].decoding.no_repeat_ngram_size == LOOP_GUARD_NGRAM_SIZE, "the loop guard stays"
 
 
 def test_silence_and_long_audio(asr):

@@ -20,6 +20,7 @@ stderr and a non-zero exit code instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -414,15 +415,23 @@ def _eval_ger(args: argparse.Namespace) -> None:
         score_ger,
     )
     from unispeech.benchmarks.report import percent, write_report
+    from unispeech.correction import CorrectionOptions
     from unispeech.nbest import read_nbest
 
+    correction = CorrectionOptions()
+    if args.no_repeat_ngram_size is not None:
+        decoding = dataclasses.replace(
+            correction.decoding, no_repeat_ngram_size=args.no_repeat_ngram_size or None
+        )
+        correction = dataclasses.replace(correction, decoding=decoding)
     options = GerBenchmarkOptions(batch_size=args.batch_size, with_audio=args.with_audio)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"limit must be at least 1 list, got {args.limit}")
     items = read_nbest(args.nbest)[: args.limit]  # a bad file fails before the model loads
     if not items:
         raise ValueError(f"{args.nbest} holds no N-best lists")
-    result = score_ger(items, UnispeechCorrector(_load(args), name=args.model), args.nbest, options)
+    corrector = UnispeechCorrector(_load(args), correction, name=args.model)
+    result = score_ger(items, corrector, args.nbest, options)
     files = write_report(ger_report(result, str(args.nbest), options, _eval_command_line(args)), args.out)
     rates = {name: percent(count.rate) for name, count in result.totals().items()}
     print(
@@ -511,6 +520,11 @@ def _add_eval_commands(commands) -> None:
     ger.add_argument("--limit", type=int, help="only the first N lists")
     ger.add_argument("--batch-size", type=int, default=8, help="lists corrected together")
     ger.add_argument("--with-audio", action="store_true", help="let the model listen to each list's audio")
+    ger.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        help="forbid writing any n-gram of tokens twice (0: allow; default: the corrector's own setting)",
+    )
     ger.set_defaults(run=_eval_ger)
 
     speed = evaluate.add_parser("speed", help="ASR real-time factor and peak memory vs whisper-base; TTS RTF")

@@ -4,7 +4,10 @@ The hypotheses (best first, HyPoradise style) are written into the correction pr
 (`sequences.ger_prompt`) and the model writes the corrected transcript after it. With the
 recording as well, its speech embeddings go in front of the prompt, so the unified model can
 listen where the hypotheses disagree, which a text-only corrector cannot. A correction may be at
-most `max_length_ratio` times as long as the longest hypothesis: the length guard.
+most `max_length_ratio` times as long as the longest hypothesis: the length guard. By default it
+may not write any token 3-gram twice: the loop guard. On smol's first GER adapter the loop guard
+took the dev WER from 28.85 % to 26.92 % (whisper-base 1-best 29.99 %, 158 lists), all of it by
+stopping loops such as "a five and eight or a five and eight or …" (`train/RUNS.md`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from unispeech.decoding import DecodingOptions, decode
 from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import GerSample, UnispeechLMProcessor
 
+LOOP_GUARD_NGRAM_SIZE = 3
+
 
 @dataclass(frozen=True)
 class CorrectionOptions:
-    """How to correct: the decoding strategy, and the length guard (`min_tokens` plus
-    `max_length_ratio` times the tokens of the longest hypothesis)."""
+    """How to correct: the decoding strategy (greedy, with the loop guard), and the length guard
+    (`min_tokens` plus `max_length_ratio` times the tokens of the longest hypothesis)."""
 
-    decoding: DecodingOptions = field(default_factory=DecodingOptions)
+    decoding: DecodingOptions = field(
+        default_factory=lambda: DecodingOptions(no_repeat_ngram_size=LOOP_GUARD_NGRAM_SIZE)
+    )
     max_length_ratio: float = 2.0
     min_tokens: int = 8
 

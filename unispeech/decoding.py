@@ -6,7 +6,9 @@ markers, text) is run once into a `DynamicCache` (prefill), then one token at a 
 computed only for the newest position. What varies is a small strategy object: `GreedyDecoder`
 takes the best token of each row, `BeamSearchDecoder` keeps the `beam_size` best continuations of
 each sample and collects finished hypotheses; both rank them with the same length-normalised
-score. Each sample has its own token budget (the length guard), so a bad input cannot loop forever.
+score. Each sample has its own token budget (the length guard), so a bad input cannot loop forever;
+`no_repeat_ngram_size` (transformers' `NoRepeatNGramLogitsProcessor`, applied to the tokens each
+row has written) stops a loop before the budget does.
 
 Shapes: `B` samples, `K` beams per sample (1 for greedy), `R = B·K` rows, `L` prompt positions,
 `D` backbone width, `V` vocabulary.
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
+from transformers import DynamicCache, LogitsProcessorList, NoRepeatNGramLogitsProcessor
 
 from unispeech.modeling import UnispeechLMModel
 
@@ -29,12 +31,14 @@ class DecodingOptions:
     """How to decode. `beam_size=None` is greedy; `n_best` hypotheses are returned (≤ beams).
 
     `length_penalty=None` ranks by log-probability per token (openai-whisper's default); a value α
-    uses GNMT's ((5 + length) / 6)^α instead. `max_new_tokens` caps every sample's length."""
+    uses GNMT's ((5 + length) / 6)^α instead. `max_new_tokens` caps every sample's length;
+    `no_repeat_ngram_size=n` forbids writing any n-gram of tokens twice (None allows it)."""
 
     beam_size: int | None = None
     n_best: int = 1
     length_penalty: float | None = None
     max_new_tokens: int = 448
+    no_repeat_ngram_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size is not None and self.beam_size < 1:
@@ -50,6 +54,17 @@ class DecodingOptions:
             raise ValueError(f"length_penalty must be in [0, 1] or None, got {self.length_penalty}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.no_repeat_ngram_size is not None and self.no_repeat_ngram_size < 1:
+            raise ValueError(
+                f"no_repeat_ngram_size must be at least 1 (or None), got {self.no_repeat_ngram_size}"
+            )
+
+    @property
+    def logits_processors(self) -> LogitsProcessorList:
+        """What changes the scores before each choice: transformers' processors for these options."""
+        if self.no_repeat_ngram_size is None:
+            return LogitsProcessorList()
+        return LogitsProcessorList([NoRepeatNGramLogitsProcessor(self.no_repeat_ngram_size)])
 
     @property
     def beams(self) -> int:
@@ -209,10 +224,13 @@ def decode(
         attention_mask = attention_mask.repeat_interleave(decoder.beams, dim=0)
         log_probs = log_probs.repeat_interleave(decoder.beams, dim=0)
     embed_tokens = model.backbone.get_input_embeddings()
+    processors = options.logits_processors
+    written = torch.empty((len(log_probs), 0), dtype=torch.long)  # (R, steps): each row's tokens so far
     for _ in range(max(budgets) + 1):
-        tokens, sources = decoder.step(log_probs)
+        tokens, sources = decoder.step(processors(written, log_probs))
         if all(decoder.done(sample) for sample in range(samples)):
             break
+        written = torch.cat([written[sources.cpu()], tokens.cpu()[:, None]], dim=1)
         if decoder.beams > 1:
             cache.reorder_cache(sources)
             attention_mask = attention_mask[sources]

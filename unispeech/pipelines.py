@@ -179,7 +179,8 @@ class UnispeechNbestCorrectionPipeline(_UnispeechPipeline):
             preprocess["sampling_rate"] = sampling_rate
         forward = {}
         if beam_size is not None:
-            forward["options"] = CorrectionOptions(decoding=DecodingOptions(beam_size=beam_size))
+            decoding = _options(CorrectionOptions().decoding, beam_size=beam_size)
+            forward["options"] = CorrectionOptions(decoding=decoding)
         return preprocess, forward, {}
 
     def preprocess(self, nbest, audio=None, sampling_rate=None):
