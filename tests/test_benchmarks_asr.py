@@ -1,8 +1,10 @@
 import json
+import math
 
 import pytest
 
 from tests.benchmark_helpers import RATE, FakeClock, LookupTranscriber, write_corpus
+from unispeech.adapters import add_task_adapter
 from unispeech.benchmarks import asr
 from unispeech.benchmarks.clips import read_clips, source_names
 from unispeech.cli import EXIT_USER_ERROR, main
@@ -146,6 +148,25 @@ def test_the_tiny_model_runs_end_to_end(tiny_dir, tmp_path):
     result = asr.score_asr(read_clips([manifest]), transcriber, progress=False)
     assert len(result.utterances) == 2 and result.compute_seconds > 0
     assert all(u.count.units in (3, 4) for u in result.utterances)
+
+    add_task_adapter(transcriber.speech.model, "asr")
+    scored = [u.clip for u in result.utterances]
+    reliance = asr.score_reliance(transcriber.speech, scored)
+    assert all(
+        math.isfinite(v) and v > 0 for v in (reliance.matched, reliance.mismatched, reliance.no_speech)
+    )
+    report = asr.asr_report(result, [str(manifest)], reliance=reliance)
+    assert (
+        "## Does it listen?" in report.markdown
+        and report.data["audio_reliance"]["matched"] == reliance.matched
+    )
+    assert asr.asr_report(result, [str(manifest)]).data["audio_reliance"] is None
+
+
+def test_reliance_is_refused_for_whisper_base(corpus, capsys):
+    argv = ["eval", "asr", "--model", "whisper-base", "--manifest", str(corpus), "--out", "x", "--reliance"]
+    assert main(argv) == EXIT_USER_ERROR
+    assert "--reliance scores a unispeech model's ASR adapter, not whisper-base" in capsys.readouterr().err
 
 
 @pytest.mark.real

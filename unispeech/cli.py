@@ -346,17 +346,31 @@ def _eval_command_line(args: argparse.Namespace) -> str:
 
 
 def _eval_asr(args: argparse.Namespace) -> None:
-    from unispeech.benchmarks.asr import AsrBenchmarkOptions, asr_report, load_transcriber, score_asr
+    from unispeech.benchmarks.asr import (
+        WHISPER_BASE,
+        AsrBenchmarkOptions,
+        asr_report,
+        load_transcriber,
+        score_asr,
+        score_reliance,
+    )
     from unispeech.benchmarks.clips import read_clips
     from unispeech.benchmarks.report import number, percent, write_report
 
     options = AsrBenchmarkOptions(batch_size=args.batch_size, worst=args.worst)
+    if args.reliance and args.model == WHISPER_BASE:
+        raise ValueError("--reliance scores a unispeech model's ASR adapter, not whisper-base")
     clips = read_clips(args.manifest, args.limit, args.sample)  # a bad manifest fails before the model loads
     transcriber = load_transcriber(
         args.model, _eval_adapters(args), args.whisper, args.language_hint, args.batch_size
     )
     result = score_asr(clips, transcriber, options)
-    report = asr_report(result, list(map(str, args.manifest)), options, _eval_command_line(args))
+    reliance = None
+    if args.reliance:
+        scored = [utterance.clip for utterance in result.utterances]
+        reliance = score_reliance(transcriber.speech, scored, args.batch_size)
+    command = _eval_command_line(args)
+    report = asr_report(result, list(map(str, args.manifest)), options, command, reliance)
     files = write_report(report, args.out)
     overall = result.overall()
     print(
@@ -497,6 +511,11 @@ def _add_eval_commands(commands) -> None:
     asr.add_argument("--whisper", default="smol", help="whisper-base weights: a model name or a file")
     asr.add_argument(
         "--language-hint", action="store_true", help="give our model each clip's language (hint-trained)"
+    )
+    asr.add_argument(
+        "--reliance",
+        action="store_true",
+        help="also score the references with their own speech, another clip's and none (does it listen?)",
     )
     asr.set_defaults(run=_eval_asr)
 

@@ -8,14 +8,16 @@ language taken from the manifest: the baseline everything is compared with). Tes
 own. Audio is loaded (and resampled) before the clock starts, so the real-time factor counts the
 system's compute only: seconds of compute per second of audio (below 1 is faster than real time;
 RTFx is its inverse). Error rates are corpus rates, summed errors over summed reference words, as
-`scoring.py` explains.
+`scoring.py` explains. For a unispeech model the report can also say whether it listens:
+`score_reliance` scores the references with their own speech, another clip's and none
+(`reliance.py`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -33,6 +35,7 @@ from unispeech.benchmarks.report import (
     skipped_section,
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
+from unispeech.reliance import AudioReliance, audio_reliance
 from unispeech.transcription import TranscriptionOptions
 
 if TYPE_CHECKING:
@@ -114,6 +117,14 @@ def load_transcriber(
 
     options = TranscriptionOptions(batch_size=batch_size)
     return UnispeechTranscriber(load(model, adapters=adapters), options, language_hint, name=model)
+
+
+def score_reliance(speech: Unispeech, clips: Sequence[Clip], batch_size: int = 8) -> AudioReliance:
+    """Mean loss per reference token of the ASR adapter on `clips` with their own speech, another
+    clip's and none: what the audio is worth to the model."""
+    speech.set_task("asr")
+    texts = [clip.utterance.text for clip in clips]
+    return audio_reliance(speech.model, speech.processor, [clip.path for clip in clips], texts, batch_size)
 
 
 @dataclass(frozen=True)
@@ -288,8 +299,10 @@ def asr_report(
     manifests: Sequence[str],
     options: AsrBenchmarkOptions = AsrBenchmarkOptions(),
     command: str | None = None,
+    reliance: AudioReliance | None = None,
 ) -> Report:
-    """The report of an ASR benchmark: Markdown tables, all figures in JSON, error rate by source."""
+    """The report of an ASR benchmark: Markdown tables, all figures in JSON, error rate by source,
+    and `score_reliance`'s figures when given."""
     overall = result.overall()
     sources, languages, speakers = result.by_source(), result.by_language(), result.by_speaker()
     worst = result.worst(options.worst)
@@ -325,6 +338,7 @@ def asr_report(
             + speaker_note,
             f"## Worst utterances\n\n{len(worst)} with the highest error rate.\n\n"
             + markdown_table(("line", "error rate", "reference", "hypothesis"), worst_rows),
+            *([_reliance_section(reliance)] if reliance is not None else []),
             skipped_section(result.skipped),
         ]
     )
@@ -344,6 +358,7 @@ def asr_report(
         "worst": [u.to_dict() for u in worst],
         "skipped": [s.to_dict() for s in result.skipped],
         "utterances": [u.to_dict() for u in result.utterances],
+        "audio_reliance": None if reliance is None else asdict(reliance),
     }
     if len(sources) > 1:
         groups, by = [*sources, overall], "source"
@@ -358,3 +373,16 @@ def asr_report(
         series={result.system: [None if g.count.rate is None else 100 * g.count.rate for g in groups]},
     )
     return Report(f"ASR benchmark: {result.system}", body, data, chart, notes)
+
+
+def _reliance_section(reliance: AudioReliance) -> str:
+    rows = [
+        ("its own speech", number(reliance.matched)),
+        ("another clip's speech", number(reliance.mismatched)),
+        ("no speech", number(reliance.no_speech)),
+    ]
+    return (
+        "## Does it listen?\n\nLoss of each reference, in nats per token, given:\n\n"
+        + markdown_table(("speech", "nats per token"), rows)
+        + f"\n\nThe right speech is worth {number(reliance.gap)} nats per token."
+    )
