@@ -69,3 +69,14 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
 def test_many_lists_need_one_recording_each(speech):
     with pytest.raises(ValueError, match="2 N-best lists need a list of as many recordings"):
         speech.correct([["a"], ["b"]], audio=noise_clip(0.3, 16000))
+
+
+@pytest.mark.real
+def test_the_shipped_asr_adapter_transcribes_the_bundled_sample():
+    from unispeech.evaluation import word_error_rate
+    from unispeech.samples import LJSPEECH_SAMPLE
+
+    smol = load("smol")
+    assert "asr" in smol.tasks, "adapters/smol/asr is shipped"
+    text = smol.transcribe(LJSPEECH_SAMPLE.path).text
+    assert word_error_rate([LJSPEECH_SAMPLE.text], [text]) == 0.0, text
