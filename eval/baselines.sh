@@ -11,10 +11,13 @@ out="${OUT:-../eval-reports}"
 nbest="${NBEST:-$data/nbest/lj001.jsonl}"
 unispeech=(.venv/bin/unispeech eval)
 
-"${unispeech[@]}" asr --model whisper-base --manifest "$data/ljspeech.dev.jsonl" --out "$out/asr-whisper-lj"
-"${unispeech[@]}" asr --model whisper-base --manifest "$data/fsdd.dev.jsonl" --sample 100 --out "$out/asr-whisper-fsdd"
-"${unispeech[@]}" asr --model whisper-base --manifest "$data/ljspeech.dev.jsonl" --limit 10 --out "$out/asr-whisper-lj10"
-"${unispeech[@]}" asr --model smol --manifest "$data/ljspeech.dev.jsonl" --limit 10 --out "$out/asr-smol-lj"
+for system in smol whisper-base; do
+    name="${system%%-base}"
+    reliance=(); [ "$system" = smol ] && reliance=(--reliance)
+    "${unispeech[@]}" asr --model "$system" --manifest "$data/ljspeech.dev.jsonl" "${reliance[@]}" --out "$out/asr-$name-lj"
+    "${unispeech[@]}" asr --model "$system" --manifest "$data/fsdd.dev.jsonl" --sample 100 --out "$out/asr-$name-fsdd"
+    "${unispeech[@]}" asr --model "$system" --manifest "$data/synthetic/manifest.dev.jsonl" --sample 30 --out "$out/asr-$name-synth"
+done
+"${unispeech[@]}" speed --manifest "$data/ljspeech.dev.jsonl" --limit 10 --tts-clips 0 --out "$out/speed-asr"
 "${unispeech[@]}" ger --nbest "$nbest" --limit 8 --out "$out/ger"
-"${unispeech[@]}" speed --manifest "$data/ljspeech.dev.jsonl" --limit 3 --tts-clips 1 --nfe 8,16,32 --out "$out/speed"
 "${unispeech[@]}" tts --manifest "$data/ljspeech.dev.jsonl" --limit 2 --steps 8 --out "$out/tts"
