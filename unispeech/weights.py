@@ -284,10 +284,9 @@ def check(folder: Path, hashes: bool = True) -> list[str]:
     pinned = [asdict(source) for source in _sources(folder.name).wheels()]
     if manifest.get("sources") != pinned:
         problems.append("made from other package versions than this unispeech pins")
-    if manifest.get("layout", 1) != CACHE_LAYOUT:
-        problems.append(
-            f"converted to layout {manifest.get('layout', 1)}; this unispeech reads layout {CACHE_LAYOUT}"
-        )
+    layout = manifest.get("layout", 1)  # the first caches had no layout field
+    if layout != CACHE_LAYOUT:
+        problems.append(f"converted to layout {layout}; this unispeech reads layout {CACHE_LAYOUT}")
     for relative, expected in manifest["files"].items():
         path = folder / relative
         if not path.is_file():
