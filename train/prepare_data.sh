@@ -38,4 +38,8 @@ if [ "${NBEST:-0}" = 1 ]; then
     nbest fsdd.dev "$DATA/fsdd.dev.jsonl" 0.5 200
     nbest synthetic.train "$DATA/synthetic/manifest.train.jsonl" 0.3 1500
     nbest synthetic.dev "$DATA/synthetic/manifest.dev.jsonl" 0.3 200
+    # clean train lists beside the augmented ones: a corrector that never saw a right 1-best
+    # rewrites clean transcripts (train/RUNS.md, GER run 1)
+    nbest ljspeech.train.clean "$DATA/ljspeech.train.jsonl" 0
+    nbest synthetic.train.clean "$DATA/synthetic/manifest.train.jsonl" 0 1500
 fi
