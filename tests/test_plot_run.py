@@ -40,6 +40,9 @@ def test_bad_logs_are_named_errors(tmp_path):
     broken.write_text('{"step": 1, "text_loss/asr": 2.0}\n{"step": 2,\n')
     with pytest.raises(ValueError, match=r"broken.jsonl:2: not JSON"):
         plot_run.read_metrics(broken)
+    stepless = _write(tmp_path / "stepless.jsonl", [{"text_loss/asr": 2.0}])
+    with pytest.raises(ValueError, match=r"stepless.jsonl:1: not a metrics record"):
+        plot_run.read_metrics(stepless)
     empty = _write(tmp_path / "empty.jsonl", [{"step": 1, "lr": 0.1}])
     with pytest.raises(ValueError, match="holds no losses or dev figures"):
         plot_run.read_metrics(empty)

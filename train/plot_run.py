@@ -28,7 +28,9 @@ def read_metrics(path: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[s
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-        step = record["step"]
+        step = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(step, int):
+            raise ValueError(f"{path}:{number}: not a metrics record (no integer step)")
         for key, value in record.items():
             if key.startswith(LOSS_KEYS):
                 losses.setdefault(key, []).append((step, value))
@@ -72,7 +74,10 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--title", help="the figure's title (default: the run folder's name)")
     args = parser.parse_args()
-    losses, dev = read_metrics(args.metrics)
+    try:
+        losses, dev = read_metrics(args.metrics)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))  # one line and exit code 2, not a traceback
     plot(losses, dev, args.title or args.metrics.parent.name, args.output)
     points = sum(map(len, losses.values())), sum(map(len, dev.values()))
     print(f"{args.output}: {points[0]} loss points, {points[1]} dev points")
