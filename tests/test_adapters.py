@@ -389,3 +389,31 @@ def test_a_new_adapter_trains_only_its_lora_and_task_modules():
     assert trainable == {"backbone", "projector", "markers"}
     lora_only = [n for n, p in model.backbone.named_parameters() if p.requires_grad]
     assert lora_only and all("lora_" in name for name in lora_only)
+
+
+def test_an_adapter_can_start_from_another_tasks_saved_adapter(saved_asr):
+    """Audio-aware GER starts from the ASR adapter: same LoRA and projector, trainable, as `ger`."""
+    model, _ = _tiny()
+    add_task_adapter(model, "ger", lora=_small_lora(model), start_from=saved_asr)
+    assert active_task(model) == "ger"
+    reference, _ = _tiny()
+    load_task_adapter(reference, saved_asr)
+    _assert_module(model, "projector", _module_state(reference, "projector"))
+    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"backbone", "projector", "markers"}
+    lora = [p.requires_grad for n, p in model.backbone.named_parameters() if ".lora_A.ger." in n]
+    assert lora and all(lora)
+
+
+def test_starting_from_an_adapter_of_another_shape_is_refused(saved_asr):
+    model, _ = _tiny()
+    with pytest.raises(AdapterMismatchError, match=rf"its r {SMALL_LORA_RANK} \(asked: 8\)"):
+        lora = _small_lora(model)
+        lora.r = 8
+        add_task_adapter(model, "ger", lora=lora, start_from=saved_asr)
+    with pytest.raises(
+        AdapterMismatchError,
+        match=r"task_modules \['projector', 'markers'\] \(asked: \['flow', 'markers'\]\)",
+    ):
+        add_task_adapter(model, "tts", lora=_small_lora(model), start_from=saved_asr)
+    assert loaded_tasks(model) == []

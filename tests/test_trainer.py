@@ -75,7 +75,8 @@ def test_stopped_and_resumed_run_equals_a_straight_run(manifest, tmp_path):
 
     interrupted = make_recipe(manifest, tmp_path / "interrupted")
     result = Trainer(interrupted, show_progress=False, on_step=stop_at(3)).train()
-    assert result.stopped and result.step == 3 and result.adapter is None
+    assert result.stopped and result.step == 3
+    assert json.loads((result.adapter / "training.json").read_text())["steps"] == 3  # ready to try out
     assert [step for step, _ in checkpoints(tmp_path / "interrupted" / CHECKPOINT_FOLDER)] == [2, 3]
     resumed = Trainer(interrupted, resume=True, show_progress=False).train()
     assert resumed.step == 6 and not resumed.stopped
@@ -108,6 +109,24 @@ def test_the_run_learns_and_its_adapter_loads(manifest, tmp_path):
         rtol=1e-3,
         atol=1e-3,
     )
+
+
+def test_a_run_can_start_from_a_saved_adapter(manifest, tmp_path):
+    """`init_from`: with learning rates of zero, the run's adapter is the one it started from."""
+    no_ctc = {"warmup_steps": 0, "weight": 0.0}
+    first = Trainer(make_recipe(manifest, tmp_path / "first", steps=2, ctc=no_ctc), show_progress=False)
+    start = first.train().adapter
+    frozen = {"lr": 0.0, "module_lr": 0.0, "warmup_steps": 0}
+    recipe = make_recipe(
+        manifest, tmp_path / "second", steps=1, ctc=no_ctc, optimizer=frozen, init_from=str(start)
+    )
+    result = Trainer(recipe, show_progress=False).train()
+    for file in ("adapter_model.safetensors", "task_modules.safetensors"):
+        expected, actual = load_file(start / file), load_file(result.adapter / file)
+        assert expected.keys() == actual.keys()
+        assert any(value.abs().sum() > 0 for value in expected.values())
+        for name in expected:
+            torch.testing.assert_close(actual[name], expected[name], msg=name)
 
 
 def test_dev_wer_by_ctc_during_the_warm_up_then_by_the_llm(manifest, tmp_path):

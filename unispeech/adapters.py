@@ -191,13 +191,16 @@ def add_task_adapter(
     task: str,
     lora: LoraConfig | None = None,
     modules: Iterable[str] | None = None,
+    start_from: str | Path | None = None,
 ) -> None:
-    """Add a fresh, trainable adapter for `task` and make it the active task.
+    """Add a trainable adapter for `task` and make it the active task.
 
     The LoRA (`lora`, default `default_lora_config(model)`) starts as a no-op (peft zero-inits
     `lora_B`); peft freezes the backbone's own weights. The task modules (`modules`, default
     the task registry's `task_modules`) start from the base weights and are made trainable;
-    every other module (the encoder, other tasks' modules) is frozen."""
+    every other module (the encoder, other tasks' modules) is frozen. `start_from` names a saved
+    adapter folder (of this task or another, e.g. ASR's for audio-aware GER) to start from
+    instead; its LoRA rank, alpha and targets and its task modules must be the ones asked for."""
     name = _adapter_name(task)
     registry = _registry(model, create=True)
     if task in registry.tasks:
@@ -206,6 +209,10 @@ def add_task_adapter(
         )
     chosen = _task_modules(model, task, modules)
     config = copy.deepcopy(lora) if lora is not None else default_lora_config(model)
+    if start_from is not None:
+        _check_start(Path(start_from), config, chosen)
+        load_task_adapter(model, start_from, task=task, trainable=True)
+        return
     _capture_base(model, registry, chosen)
     with _quiet_peft():
         model.backbone.add_adapter(config, adapter_name=name)
@@ -214,9 +221,7 @@ def add_task_adapter(
         name, chosen, {module: _clone(registry.base[module]) for module in chosen}, trainable=True
     )
     _activate(model, registry, task)
-    for name, module in model.named_children():  # peft has frozen the backbone's own weights
-        if name != "backbone":
-            module.requires_grad_(name in chosen)
+    _train_only(model, chosen)
     logger.info("added a trainable %s adapter (task modules: %s)", task, ", ".join(chosen) or "none")
 
 
@@ -290,7 +295,8 @@ def load_task_adapter(
     of one task side by side). A task already loaded under that name is replaced. The folder is
     checked in full before the model is touched: missing files raise `FileNotFoundError`, damaged
     ones `AdapterError`, and a base other than `model.config` `AdapterMismatchError`, naming every
-    field that differs. `trainable=True` keeps the LoRA trainable (to train further)."""
+    field that differs. `trainable=True` keeps the LoRA and the task modules trainable, and freezes
+    every other module, as `add_task_adapter` does (to train further)."""
     path = Path(path)
     metadata, task_tensors = _read_folder(path)
     task = task if task is not None else metadata["task"]
@@ -329,6 +335,8 @@ def load_task_adapter(
         )
     registry.tasks[task] = _TaskState(name, chosen, module_weights, trainable)
     _activate(model, registry, task)
+    if trainable:
+        _train_only(model, chosen)
     logger.info("loaded the %s adapter from %s", task, path)
     return task
 
@@ -408,6 +416,33 @@ def _activate(model: UnispeechLMModel, registry: _Registry, task: str | None) ->
                 if "lora_" in parameter_name and f".{target.adapter_name}." in f"{parameter_name}.":
                     parameter.requires_grad_(False)
     registry.active = task
+
+
+def _check_start(path: Path, lora: LoraConfig, modules: tuple[str, ...]) -> None:
+    """Refuse to start training from an adapter shaped unlike the one the caller asks for."""
+    metadata, _ = _read_folder(path)
+    saved = _read_json(path / ADAPTER_CONFIG_FILE)
+    differing = [
+        f"{key} {found!r} (asked: {wanted!r})"
+        for key, wanted, found in (
+            ("r", lora.r, saved.get("r")),
+            ("lora_alpha", lora.lora_alpha, saved.get("lora_alpha")),
+            ("target_modules", sorted(lora.target_modules), sorted(saved.get("target_modules") or [])),
+            ("task_modules", list(modules), metadata["task_modules"]),
+        )
+        if found != wanted
+    ]
+    if differing:
+        raise AdapterMismatchError(f"cannot start from the adapter at {path}: its {', '.join(differing)}")
+
+
+def _train_only(model: UnispeechLMModel, modules: Iterable[str]) -> None:
+    """Make `modules` trainable and freeze the model's other submodules (peft has frozen the
+    backbone's own weights and left the active LoRA trainable)."""
+    modules = set(modules)
+    for name, module in model.named_children():
+        if name != "backbone":
+            module.requires_grad_(name in modules)
 
 
 def _remove_task(model: UnispeechLMModel, registry: _Registry, task: str) -> None:

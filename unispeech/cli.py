@@ -315,11 +315,11 @@ def _train(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.config, args.set)
     result = Trainer(recipe, resume=args.resume).train()
+    if result.adapter is not None:
+        print(f"{result.adapter}: the {recipe.task} adapter after {result.step} steps")
     if result.stopped:
         print(f"stopped at step {result.step}: continue with --resume", file=sys.stderr)
         return EXIT_STOPPED
-    if result.adapter is not None:
-        print(f"{result.adapter}: the {recipe.task} adapter after {result.step} steps")
     return 0
 
 

@@ -98,6 +98,7 @@ class Recipe:
     model: str = "smol"
     task: str = "asr"
     output: str = "runs/unnamed"
+    init_from: str | None = None  # an adapter folder whose LoRA and task modules the run starts from
     sources: tuple[Source, ...] = ()
     steps: int = 1000
     seed: int = 0

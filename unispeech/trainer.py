@@ -12,8 +12,9 @@ Nothing is lost: checkpoints are atomic and verified (`checkpoints.py`), `resume
 from the newest sound one exactly (weights, optimiser, scheduler, every RNG, stream position), and
 SIGTERM or SIGINT (Ctrl-C) finishes the current step, checkpoints and returns. Progress shows in a bar; every
 `log_every` steps a line goes to `metrics.jsonl` (losses per task, lr, tokens/s, padded fraction,
-peak memory); every `dev.every` steps the dev WER. At the end the adapter is saved to
-`<output>/adapter/` in the layout `adapters.load_task_adapter` reads.
+peak memory); every `dev.every` steps the dev WER. At the end, or on such a stop, the adapter is
+saved to `<output>/adapter/` in the layout `adapters.load_task_adapter` reads. `init_from` starts
+the adapter from a saved one (e.g. audio-aware GER from the ASR adapter) instead of from scratch.
 """
 
 from __future__ import annotations
@@ -72,14 +73,14 @@ RESUMABLE_CHANGES = (
     "output",
     "save_dtype",
 )
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # finish the step, checkpoint, return
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # finish the step, checkpoint, save the adapter
 BNB_SKIP_MODULES = ["encoder", "projector", "markers", "flow", "lm_head"]  # kept in full precision
 
 
 @dataclass
 class TrainResult:
     step: int
-    adapter: Path | None  # None when stopped early (SIGTERM, SIGINT) before the last step
+    adapter: Path | None  # None on processes other than the main one
     stopped: bool
 
 
@@ -177,7 +178,7 @@ class Trainer:
         modules = None
         if self.recipe.task == JOINT_TASK:
             modules = tuple(dict.fromkeys(m for task in self.recipe.tasks for m in TASKS[task].task_modules))
-        add_task_adapter(model, self.recipe.task, config, modules)
+        add_task_adapter(model, self.recipe.task, config, modules, start_from=self.recipe.init_from)
 
     def _check_resumable(self, saved: dict) -> None:
         current = self.recipe.to_dict()
@@ -317,12 +318,12 @@ class Trainer:
                     self._save(accelerator, module, optimizer, scheduler, generator, step)
                 if stop:
                     logger.warning("stopped at step %d; --resume continues from here", step)
-                    return TrainResult(step=step, adapter=None, stopped=True)
+                    break
         finally:
             bar.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        adapter = None
+        adapter = None  # written on a stop too, so that an interrupted run can be tried out
         if accelerator.is_main_process:
             adapter = save_task_adapter(
                 accelerator.unwrap_model(module).model,
@@ -332,7 +333,7 @@ class Trainer:
             )
             _write_card(self.output / ADAPTER_FOLDER, recipe, step)
         accelerator.wait_for_everyone()
-        return TrainResult(step=step, adapter=adapter, stopped=False)
+        return TrainResult(step=step, adapter=adapter, stopped=step < recipe.steps)
 
     # ------------------------------------------------------------------------------ stop, log, dev
 
