@@ -299,7 +299,7 @@ def test_the_fingerprint_holds_only_the_fields_an_adapters_modules_read(saved_as
     saved_tts = save_task_adapter(model, "tts", tmp_path / "tts")
     other_stack, _ = _tiny(projector_stack=2)
     assert load_task_adapter(other_stack, saved_tts) == "tts"  # TTS never reads the projector
-    with pytest.raises(AdapterMismatchError, match=r"mel_patch_size=1; this model has mel_patch_size=2"):
+    with pytest.raises(AdapterMismatchError, match=r"mel_patch_size=4; this model has mel_patch_size=2"):
         load_task_adapter(other_patch, saved_tts)
 
 

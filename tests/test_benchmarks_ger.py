@@ -72,12 +72,14 @@ def test_with_audio_passes_recordings_and_skips_lists_without_them(tmp_path):
         NbestItem(CASES[0][1], CASES[0][0], "wavs/manifest-0.wav", "en"),
         NbestItem(CASES[1][1], CASES[1][0], "wavs/missing.wav", "en"),
         NbestItem(CASES[2][1], CASES[2][0], None, "en"),
+        NbestItem(CASES[0][1], CASES[0][0], "wavs/clean.wav", "en", heard="wavs/manifest-0.wav"),
     ]
     path.write_text("".join(item.to_json() + "\n" for item in items))
     corrector = _corrector()
     options = ger.GerBenchmarkOptions(with_audio=True)
     result = ger.score_ger(read_nbest(path), corrector, path, options, progress=False)
-    assert corrector.calls[0][1] == [manifest.parent / "wavs/manifest-0.wav"]
+    heard = manifest.parent / "wavs/manifest-0.wav"
+    assert corrector.calls[0][1] == [heard, heard], "a perturbed copy is heard instead of the recording"
     assert [(s.number, s.reason.split(":")[0]) for s in result.skipped] == [
         (2, "no such audio file"),
         (3, "no audio path"),

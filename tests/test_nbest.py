@@ -7,6 +7,7 @@ import torch
 import whisper
 from whisper.model import ModelDimensions, Whisper
 
+from unispeech.audio import load_audio
 from unispeech.manifest import Utterance, write_manifest
 from unispeech.nbest import (
     Augmentation,
@@ -83,6 +84,29 @@ def test_lists_are_written_in_the_hyporadise_shape(tiny_whisper, tmp_path):
     record = json.loads(output.read_text())
     assert set(record) == {"input", "output", "audio", "lang"} and record["audio"] == "../a.wav"
     assert read_nbest(output) == items
+
+
+def test_an_augmented_clip_is_saved_as_the_recogniser_heard_it(tiny_whisper, tmp_path):
+    """Audio-aware correction must hear the perturbed clip whisper decoded, not the clean one."""
+    for name in ("a", "b"):
+        soundfile.write(tmp_path / f"{name}.wav", noise(0.4, 16000, seed=ord(name)), 16000)
+    write_manifest(tmp_path / "m.jsonl", [Utterance("a.wav", "ref a"), Utterance("b.wav", "ref b")])
+    augmentation = Augmentation(probability=1.0, snr_db=(10, 10), speed=(0.9, 0.9))
+    options = NbestOptions(beam_size=2, augmentation=augmentation)
+    output = tmp_path / "n.jsonl"
+    items = make_nbest_lists(tmp_path / "m.jsonl", output, tiny_whisper, options, progress=False)
+    for item, name in zip(items, ("a", "b"), strict=True):
+        assert item.audio == f"{name}.wav" and item.heard.startswith("n.heard/")
+        assert item.heard_audio == item.heard
+        heard, rate = soundfile.read(tmp_path / item.heard, dtype="float32")
+        clean = load_audio(tmp_path / f"{name}.wav", 16000)
+        assert rate == 16000
+        perturbed = augmentation.apply(clean, f"{name}.wav")  # float64: saved to float32 precision
+        np.testing.assert_allclose(heard, perturbed, rtol=0, atol=1e-6)
+        assert len(heard) == pytest.approx(len(clean) / 0.9, abs=2)  # slowed down, not the clean clip
+    assert read_nbest(output) == items
+    clean_list = make_nbest_lists(tmp_path / "m.jsonl", tmp_path / "c.jsonl", tiny_whisper, progress=False)
+    assert all(item.heard is None and item.heard_audio == item.audio for item in clean_list)
 
 
 def test_hyporadise_json_files_are_read_as_they_are(tmp_path):

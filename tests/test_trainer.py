@@ -111,6 +111,15 @@ def test_the_run_learns_and_its_adapter_loads(manifest, tmp_path):
     )
 
 
+def test_the_constant_schedule_warms_up_first(manifest, tmp_path):
+    no_ctc = {"warmup_steps": 0, "weight": 0.0}
+    optimizer = {"lr": 1e-3, "module_lr": 2e-3, "warmup_steps": 2, "schedule": "constant"}
+    recipe = make_recipe(manifest, tmp_path / "run", steps=4, ctc=no_ctc, optimizer=optimizer)
+    Trainer(recipe, show_progress=False).train()
+    records = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).open()]
+    assert [r["lr"] for r in records] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
+
+
 def test_a_run_can_start_from_a_saved_adapter(manifest, tmp_path):
     """`init_from`: with learning rates of zero, the run's adapter is the one it started from."""
     no_ctc = {"warmup_steps": 0, "weight": 0.0}

@@ -267,3 +267,14 @@ def test_samples_carry_cached_encoder_states_that_give_the_same_loss(tiny_sdpa, 
     assert isinstance(tts, TtsSample) and tts.audio == examples[2].audio, "TTS reads its recording"
     with pytest.raises(ValueError, match="mixes recordings and EncodedSpeech"):
         processor([cached[0], recorded[1]])
+
+
+def test_a_ger_source_listens_to_the_perturbed_clip_the_recogniser_heard(tiny_sdpa, corpus):
+    _, processor = tiny_sdpa
+    _, nbest = corpus
+    (clean, *_), (perturbed, *_) = CLIPS[:2]
+    item = NbestItem(["a b", "a be"], "a b", f"../audio/{clean}", heard=f"../audio/{perturbed}")
+    path = nbest.parent / "heard.nbest.jsonl"
+    path.write_text(item.to_json() + "\n", encoding="utf-8")
+    data = TrainingData(_recipe([{"task": "ger", "nbest": str(path), "with_audio": True}]), processor)
+    assert data.sources[0][0].audio == str(nbest.parent / f"../audio/{perturbed}")

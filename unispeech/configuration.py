@@ -71,7 +71,8 @@ class UnispeechLMConfig(PretrainedConfig):
     `True` pads every clip to Whisper's 30 s, as Whisper itself does.
     Mel: the vocoder's mel (`mel_*` fields, HiFi-GAN V1 by default), normalised as
     `(log_mel - mel_mean) / mel_std` for flow matching; the defaults are the statistics of 60
-    LJSpeech LJ001 clips (mean -5.32, std 2.12). `mel_patch_size` frames share one TTS position.
+    LJSpeech LJ001 clips (mean -5.32, std 2.12). `mel_patch_size` frames share one TTS position
+    (4: 21.5 positions a second of speech; the choice is measured in `adapters/smol/tts/README.md`).
     Flow matching (F5-TTS recipe): a span of `infill_min_fraction`–`infill_max_fraction` of each
     utterance is generated, the rest is the condition; per sample, the audio condition is dropped
     with `audio_drop_prob` and audio and text together with `text_drop_prob`, for classifier-free
@@ -100,7 +101,7 @@ class UnispeechLMConfig(PretrainedConfig):
     mel_log_floor: float = 1e-5
     mel_mean: float = -5.32
     mel_std: float = 2.12
-    mel_patch_size: int = 1
+    mel_patch_size: int = 4
     time_embedding_frequencies: int = 256
     infill_min_fraction: float = 0.7
     infill_max_fraction: float = 1.0

@@ -5,8 +5,10 @@ search finishes up to `beam_size` candidates per clip but returns only the best;
 (a ranker that records what it is asked to rank), order them by whisper's own length-normalised
 score and keep the distinct texts. Clean speech gives few errors to correct, so clips can be
 augmented first (noise at a random SNR, speed perturbation), deterministically per utterance.
-Lists are written as JSON lines `{"input": [best, …], "output": reference, "audio": …}`; files in
-HyPoradise's own JSON (a list of such objects) are read as they are.
+Lists are written as JSON lines `{"input": [best, …], "output": reference, "audio": …}`, with
+`"heard": …` naming the perturbed copy of an augmented clip (saved beside the list), so that an
+audio-aware corrector listens to what the recogniser heard; files in HyPoradise's own JSON (a list
+of such objects) are read as they are.
 
 Shapes: `M` mel bins, `F` 3000 frames (Whisper's 30 s).
 """
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import soxr
 import torch
 import whisper
@@ -38,6 +41,7 @@ from unispeech.manifest import DEFAULT_LANGUAGE, Utterance, read_manifest, relat
 logger = logging.getLogger(__name__)
 
 SEED_BYTES = 8  # of a sha256, for per-utterance random generators
+HEARD_FOLDER_SUFFIX = ".heard"  # <list>.heard/ beside <list>.jsonl holds the perturbed clips
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class Augmentation:
             raise ValueError(f"need low <= high and speed > 0, got snr_db={self.snr_db}, speed={self.speed}")
 
     def apply(self, audio: np.ndarray, key: str, seed: int = 0) -> np.ndarray:
-        """`audio` (16 kHz), perturbed or not, the same way every time for the same `key`."""
+        """`audio` (16 kHz), perturbed or not, the same way every time for the same `key`; a clip
+        left alone is returned as it is (the same array)."""
         digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()[:SEED_BYTES]
         rng = np.random.default_rng(int.from_bytes(digest, "little"))
         if rng.random() >= self.probability:
@@ -146,12 +151,19 @@ def whisper_nbest(
 
 @dataclass
 class NbestItem:
-    """One HyPoradise item: hypotheses best first, the reference, and where the audio is."""
+    """One HyPoradise item: hypotheses best first, the reference, where the recording is, and
+    where the perturbed copy the recogniser heard is (`heard`, for augmented clips only)."""
 
     input: list[str]
     output: str
     audio: str | None = None
     lang: str | None = None
+    heard: str | None = None
+
+    @property
+    def heard_audio(self) -> str | None:
+        """What the recogniser heard: the perturbed copy if there is one, else the recording."""
+        return self.heard or self.audio
 
     def to_json(self) -> str:
         record = {key: value for key, value in self.__dict__.items() if value is not None}
@@ -185,6 +197,7 @@ def read_nbest(path: str | Path) -> list[NbestItem]:
                 str(record["output"]),
                 record.get("audio"),
                 record.get("lang"),
+                record.get("heard"),
             )
         )
     return items
@@ -199,7 +212,8 @@ def make_nbest_lists(
     progress: bool = True,
 ) -> list[NbestItem]:
     """N-best lists for the utterances of a manifest, as JSON lines in `output` (audio paths
-    relative to it), in manifest order. Lines are written as they are made, so a stopped run
+    relative to it), in manifest order; augmented clips are saved in `<output stem>.heard/` beside
+    it and named by `heard`. Lines are written as they are made, so a stopped run
     resumes where it stopped: utterances already in `output` are not decoded again. Clips longer
     than 30 s are skipped, with a count in the log."""
     utterances: list[Utterance] = read_manifest(manifest)[:limit]
@@ -213,22 +227,30 @@ def make_nbest_lists(
         batches = range(0, len(todo), options.batch_size)
         for start in tqdm(batches, desc="n-best", unit="batch", disable=not progress):
             batch = todo[start : start + options.batch_size]
-            audios = [
-                options.augmentation.apply(
-                    load_audio(utterance.path(manifest), WHISPER_SAMPLE_RATE), utterance.audio, options.seed
-                )
-                for _, utterance in batch
-            ]
+            audios, heard = [], []
+            for _, utterance in batch:
+                clip = load_audio(utterance.path(manifest), WHISPER_SAMPLE_RATE)
+                audios.append(options.augmentation.apply(clip, utterance.audio, options.seed))
+                heard.append(None if audios[-1] is clip else _save_heard(audios[-1], utterance.audio, output))
             keep = [i for i, audio in enumerate(audios) if len(audio) <= WHISPER_CHUNK_SAMPLES]
             too_long += len(batch) - len(keep)
             for i, nbest in zip(keep, whisper_nbest(model, [audios[i] for i in keep], options), strict=True):
                 key, utterance = batch[i]
-                done[key] = NbestItem(nbest, utterance.text, key, utterance.lang)
+                done[key] = NbestItem(nbest, utterance.text, key, utterance.lang, heard[i])
                 file.write(done[key].to_json() + "\n")
             file.flush()
     if too_long:
         logger.warning("%d clips longer than 30 s were skipped", too_long)
     return [done[key] for key in keys if key in done]
+
+
+def _save_heard(audio: np.ndarray, key: str, output: Path) -> str:
+    """Write a perturbed 16 kHz clip beside the list `output`; its path relative to the list."""
+    folder = output.parent / f"{output.stem}{HEARD_FOLDER_SUFFIX}"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.wav"
+    soundfile.write(path, audio, WHISPER_SAMPLE_RATE, subtype="FLOAT")
+    return relative_audio(path, output)
 
 
 def _written_items(output: Path) -> list[NbestItem]:

@@ -238,7 +238,8 @@ class Trainer:
             weight_decay=settings.weight_decay,
         )
         scheduler = get_scheduler(
-            settings.schedule,
+            # transformers' "constant" ignores the warm-up; the recipe's warmup_steps must hold
+            {"constant": "constant_with_warmup"}.get(settings.schedule, settings.schedule),
             optimizer,
             num_warmup_steps=settings.warmup_steps,
             num_training_steps=recipe.steps,

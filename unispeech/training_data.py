@@ -64,7 +64,9 @@ class TrainingData:
             items = read_nbest(source.nbest)
             folder = Path(source.nbest).parent  # N-best files name their audio relative to themselves
             listen = source.with_audio
-            audios = [str(folder / item.audio) if listen and item.audio else None for item in items]
+            audios = [
+                str(folder / item.heard_audio) if listen and item.heard_audio else None for item in items
+            ]
             raw = [
                 (
                     Example("ger", item.output, audio, tuple(item.input)),

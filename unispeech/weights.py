@@ -41,8 +41,8 @@ CACHE_ENVIRONMENT_VARIABLE = "UNISPEECH_CACHE"
 DEFAULT_CACHE = Path("~/.cache/unispeech")
 MANIFEST_NAME = "manifest.json"
 # The layout of a converted cache; a cache of another layout is converted again. 2: the projector
-# has an output norm.
-CACHE_LAYOUT = 2
+# has an output norm. 3: the flow head patches 4 mel frames per position.
+CACHE_LAYOUT = 3
 MODEL_DIR = "model"
 WHISPER_FILE = "whisper-base.safetensors"
 VOCODER_FILE = "hifigan/generator.safetensors"

@@ -146,10 +146,10 @@ def score_ger(
     for position, item in enumerate(items, start=1):
         audio = None
         if options.with_audio:
-            audio = None if item.audio is None else nbest_file.parent / item.audio
+            audio = None if item.heard_audio is None else nbest_file.parent / item.heard_audio
             if audio is None or not audio.is_file():
                 reason = "no audio path" if audio is None else f"no such audio file: {audio}"
-                skipped.append(Skipped(source, position, item.audio or "", reason))
+                skipped.append(Skipped(source, position, item.heard_audio or "", reason))
                 continue
         todo.append((position, item, audio))
     scored = []
