@@ -107,6 +107,7 @@ def test_round_trip_similarity_floor_ceiling_and_speed_by_hand(clips, tmp_path, 
     assert overall.similarity == pytest.approx((1.0 + 0.0) / 2)
     assert overall.real_similarity == pytest.approx(0.5), "cos 60°, two real clips"
     assert overall.real_time_factor == pytest.approx(2 * 0.5 / ((8800 + 13600) / RATE))
+    assert overall.duration_error == pytest.approx((800 / 8000 + 1600 / 12000) / 2), "10 % and 13.3 % long"
     assert len(result.skipped) == 2
     assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == ["manifest-1.wav", "manifest-2.wav"]
 
@@ -114,6 +115,7 @@ def test_round_trip_similarity_floor_ceiling_and_speed_by_hand(clips, tmp_path, 
     assert report.data["overall"]["round_trip_error_rate"] == pytest.approx(3 / 7)
     assert report.chart.series["real recordings"] == pytest.approx([100 / 7, 50.0])
     assert "42.86 %" in report.markdown and "steps=8" in "\n".join(report.notes)
+    assert "duration error **11.67 %**" in report.markdown
 
 
 def test_a_failing_synthesis_is_skipped_and_counted(clips):

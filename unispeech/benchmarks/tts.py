@@ -14,6 +14,8 @@ pairs file (JSON lines `{"target": AUDIO, "prompt": AUDIO}`, both as a manifest 
   speech and the prompt; the ceiling is the same for the real target recording and the prompt
   (two real clips of one speaker).
 - real-time factor: seconds of synthesis compute per second of speech generated.
+- duration error: how far the length of the synthesised speech (the duration estimator's choice)
+  is from the real recording's, |generated − real| / real, averaged over pairs.
 
 Systems are objects (`Synthesizer`, a judge `asr.Transcriber`, a `SpeakerEncoder`), so tests can
 inject ones whose outputs they control. Shapes: `T` samples, `E` embedding width.
@@ -209,6 +211,7 @@ class TtsBenchmarkOptions:
 class TtsItem:
     pair: TtsPair
     generated_seconds: float
+    real_seconds: float  # the target's real recording
     compute_seconds: float
     hypothesis: str  # the judge's transcript of the synthesised speech
     real_hypothesis: str  # the judge's transcript of the target's real recording
@@ -235,9 +238,16 @@ class TtsItem:
             "similarity": self.similarity,
             "real_similarity": self.real_similarity,
             "generated_seconds": self.generated_seconds,
+            "real_seconds": self.real_seconds,
+            "duration_error": self.duration_error,
             "compute_seconds": self.compute_seconds,
             "audio_file": self.audio_file,
         }
+
+    @property
+    def duration_error(self) -> float:
+        """|generated − real| / real seconds."""
+        return abs(self.generated_seconds - self.real_seconds) / self.real_seconds
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,7 @@ class TtsScore:
     real_count: ErrorCount  # the floor
     similarity: float
     real_similarity: float  # the ceiling
+    duration_error: float  # mean over items
     generated_seconds: float
     compute_seconds: float
 
@@ -266,6 +277,7 @@ class TtsScore:
             total(item.real_count for item in items),
             float(np.mean([item.similarity for item in items])),
             float(np.mean([item.real_similarity for item in items])),
+            float(np.mean([item.duration_error for item in items])),
             sum(item.generated_seconds for item in items),
             sum(item.compute_seconds for item in items),
         )
@@ -280,6 +292,7 @@ class TtsScore:
             "real_error_rate": self.real_count.rate,
             "similarity": self.similarity,
             "real_similarity": self.real_similarity,
+            "duration_error": self.duration_error,
             "generated_seconds": self.generated_seconds,
             "compute_seconds": self.compute_seconds,
             "real_time_factor": self.real_time_factor,
@@ -348,6 +361,7 @@ def score_tts(
             TtsItem(
                 pair,
                 len(generated) / rate,
+                len(real) / WHISPER_SAMPLE_RATE,
                 compute_seconds,
                 hypothesis,
                 real_hypothesis,
@@ -369,6 +383,7 @@ SCORE_HEADER = (
     "real WER (floor)",
     "SIM",
     "real SIM (ceiling)",
+    "duration error",
     "RTF",
     "speech generated s",
 )
@@ -382,6 +397,7 @@ def _score_row(score: TtsScore) -> tuple[object, ...]:
         percent(score.real_count.rate),
         number(score.similarity),
         number(score.real_similarity),
+        percent(score.duration_error),
         number(score.real_time_factor),
         f"{score.generated_seconds:.1f}",
     )
@@ -407,7 +423,8 @@ def tts_report(
         f"**{percent(overall.count.rate)}** (the judge on the real recordings: "
         f"{percent(overall.real_count.rate)}), "
         f"speaker similarity **{number(overall.similarity)}** (two real clips of the speaker: "
-        f"{number(overall.real_similarity)}), real-time factor **{number(overall.real_time_factor)}** "
+        f"{number(overall.real_similarity)}), duration error **{percent(overall.duration_error)}** "
+        f"(of the real recording's length), real-time factor **{number(overall.real_time_factor)}** "
         f"(synthesis compute seconds per second of speech generated)."
     )
     rows = [
