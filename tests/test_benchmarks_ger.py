@@ -57,7 +57,7 @@ def test_first_corrected_and_oracle_rates_by_hand(tmp_path):
     assert [len(call[0]) for call in corrector.calls] == [2, 1], "batches of two lists"
     assert corrector.calls[0][1] == [None, None], "no audio unless asked"
 
-    report = ger.ger_report(result, str(path), options)
+    report = ger.ger_report(result, [str(path)], options)
     assert report.data["error_rates"] == pytest.approx(
         {ger.FIRST: 2 / 9, ger.CORRECTED: 2 / 9, ger.ORACLE: 1 / 9}
     )
@@ -100,6 +100,30 @@ def test_the_cli_writes_the_report_with_an_injected_model(tmp_path, monkeypatch,
     assert data["lists"] == 2 and data["errors"] == {ger.FIRST: 2, ger.CORRECTED: 1, ger.ORACLE: 1}
     assert (out / "report.md").is_file() and (out / "report.png").is_file()
     assert "WER 1-best 40.00 %, corrected 20.00 %, oracle 20.00 %" in capsys.readouterr().out
+
+
+def test_several_files_are_scored_together_and_by_file(tmp_path, monkeypatch):
+    class FakeSpeech:
+        def correct(self, lists, audio, options):
+            return [_corrector().answers[tuple(hypotheses)] for hypotheses in lists]
+
+    monkeypatch.setattr(cli, "_load", lambda args: FakeSpeech())
+    first, second = _write(tmp_path / "a.jsonl", CASES[:2]), _write(tmp_path / "b.jsonl", CASES[2:])
+    out = tmp_path / "out"
+    assert main(["eval", "ger", "--nbest", str(first), str(second), "--out", str(out)]) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert data["lists"] == 3 and data["nbest_files"] == [str(first), str(second)]
+    assert [item["source"] for item in data["items"]] == ["a", "a", "b"]
+    groups = data["groups"]
+    assert groups["a"] == pytest.approx(
+        {"lists": 2, ger.FIRST: 2 / 5, ger.CORRECTED: 1 / 5, ger.ORACLE: 1 / 5, "improved": 1, "worsened": 0}
+    )
+    # the fox list's 1-best is right: the corrector could only add errors there, and did
+    assert groups[ger.RIGHT_FIRST] == pytest.approx(
+        {"lists": 1, ger.FIRST: 0.0, ger.CORRECTED: 1 / 4, ger.ORACLE: 0.0, "improved": 0, "worsened": 1}
+    )
+    markdown = (out / "report.md").read_text()
+    assert "## Where it helps and where it hurts" in markdown and "| b:1 | -1 |" in markdown
 
 
 @pytest.mark.parametrize(

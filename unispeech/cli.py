@@ -424,6 +424,7 @@ def _eval_ger(args: argparse.Namespace) -> None:
         FIRST,
         ORACLE,
         GerBenchmarkOptions,
+        GerResult,
         UnispeechCorrector,
         ger_report,
         score_ger,
@@ -441,12 +442,14 @@ def _eval_ger(args: argparse.Namespace) -> None:
     options = GerBenchmarkOptions(batch_size=args.batch_size, with_audio=args.with_audio)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"limit must be at least 1 list, got {args.limit}")
-    items = read_nbest(args.nbest)[: args.limit]  # a bad file fails before the model loads
-    if not items:
-        raise ValueError(f"{args.nbest} holds no N-best lists")
+    lists = {path: read_nbest(path)[: args.limit] for path in args.nbest}  # bad files fail before loading
+    for path, items in lists.items():
+        if not items:
+            raise ValueError(f"{path} holds no N-best lists")
     corrector = UnispeechCorrector(_load(args), correction, name=args.model)
-    result = score_ger(items, corrector, args.nbest, options)
-    files = write_report(ger_report(result, str(args.nbest), options, _eval_command_line(args)), args.out)
+    result = GerResult.combine([score_ger(items, corrector, path, options) for path, items in lists.items()])
+    names = [str(path) for path in lists]
+    files = write_report(ger_report(result, names, options, _eval_command_line(args)), args.out)
     rates = {name: percent(count.rate) for name, count in result.totals().items()}
     print(
         f"{files.markdown}: {len(result.items)} lists ({len(result.skipped)} skipped): WER 1-best "
@@ -534,9 +537,15 @@ def _add_eval_commands(commands) -> None:
     tts.set_defaults(run=_eval_tts)
 
     ger = evaluate.add_parser("ger", help="WER of 1-best, corrected and oracle best-of-N")
-    ger.add_argument("--nbest", type=Path, required=True, help="N-best lists (JSON lines or HyPoradise JSON)")
+    ger.add_argument(
+        "--nbest",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="N-best files (JSON lines or HyPoradise JSON); several are scored together and by file",
+    )
     common(ger, "smol or a saved model folder")
-    ger.add_argument("--limit", type=int, help="only the first N lists")
+    ger.add_argument("--limit", type=int, help="only the first N lists of each file")
     ger.add_argument("--batch-size", type=int, default=8, help="lists corrected together")
     ger.add_argument("--with-audio", action="store_true", help="let the model listen to each list's audio")
     ger.add_argument(

@@ -8,6 +8,9 @@ JSON); each list is scored in its own `lang` (English when it has none). The cor
 object (`Corrector`), so tests can inject one whose outputs they control; `UnispeechCorrector`
 runs `Unispeech.correct`, listening to the recording too when asked (`with_audio`; the audio path
 is relative to the N-best file, and a list whose audio is missing is skipped and counted).
+Results of several files combine into one (`GerResult.combine`); the report then breaks the error
+rates down by file, and always shows the lists whose first hypothesis is already right, where a
+corrector can only do harm.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     from unispeech.api import Unispeech
 
 FIRST, CORRECTED, ORACLE = "1-best", "corrected", "oracle best-of-N"
+RIGHT_FIRST = "1-best right"  # the group of lists whose first hypothesis has no errors
 
 
 class Corrector(Protocol):
@@ -79,6 +83,7 @@ class GerBenchmarkOptions:
 
 @dataclass(frozen=True)
 class GerItem:
+    source: str  # the N-best file's stem
     number: int  # 1-based position in the N-best file
     item: NbestItem
     corrected: str
@@ -96,6 +101,7 @@ class GerItem:
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "source": self.source,
             "number": self.number,
             "lang": self.lang,
             "audio": self.item.audio,
@@ -122,6 +128,12 @@ class GerResult:
     def by_language(self) -> dict[str, dict[str, ErrorCount]]:
         return {lang: self.totals(items) for lang, items in group_by(self.items, lambda i: i.lang).items()}
 
+    def groups(self) -> dict[str, list[GerItem]]:
+        """The lists of each source (when there are several), then those whose 1-best is right."""
+        sources = group_by(self.items, lambda item: item.source)
+        right = [item for item in self.items if item.counts[FIRST].errors == 0]
+        return {**(sources if len(sources) > 1 else {}), RIGHT_FIRST: right}
+
     @property
     def improved(self) -> int:
         return sum(item.change > 0 for item in self.items)
@@ -129,6 +141,16 @@ class GerResult:
     @property
     def worsened(self) -> int:
         return sum(item.change < 0 for item in self.items)
+
+    @classmethod
+    def combine(cls, results: Sequence[GerResult]) -> GerResult:
+        """One result of several files' results (of the same corrector)."""
+        return cls(
+            results[0].corrector,
+            [item for result in results for item in result.items],
+            [skipped for result in results for skipped in result.skipped],
+            sum(result.compute_seconds for result in results),
+        )
 
 
 def score_ger(
@@ -170,14 +192,14 @@ def score_ger(
             oracle = oracle_hypothesis(item.output, item.input, lang)
             texts = {FIRST: first, CORRECTED: corrected, ORACLE: oracle}
             counts = {name: count_errors(item.output, text, lang) for name, text in texts.items()}
-            scored.append(GerItem(position, item, corrected, oracle, counts))
+            scored.append(GerItem(source, position, item, corrected, oracle, counts))
     require_some(len(scored), skipped, "N-best list")
     return GerResult(corrector.name, scored, skipped, compute_seconds)
 
 
 def ger_report(
     result: GerResult,
-    nbest_file: str,
+    nbest_files: Sequence[str],
     options: GerBenchmarkOptions = GerBenchmarkOptions(),
     command: str | None = None,
 ) -> Report:
@@ -186,7 +208,7 @@ def ger_report(
     metric = "/".join(sorted({metric_name(lang) for lang in languages}))
     notes = [
         f"- corrector: `{result.corrector}`{' (listening to the audio)' if options.with_audio else ''}",
-        f"- N-best lists: `{nbest_file}`",
+        f"- N-best lists: {', '.join(f'`{name}`' for name in nbest_files)}",
         *([f"- command: `{command}`"] if command else []),
     ]
     hypotheses = sum(len(item.item.input) for item in result.items) / len(result.items)
@@ -207,11 +229,24 @@ def ger_report(
         )
         for lang, counts in languages.items()
     ]
+    group_rows = [
+        (
+            name,
+            len(items),
+            counts[FIRST].units,
+            *(percent(counts[n].rate) for n in (FIRST, CORRECTED, ORACLE)),
+            sum(item.change > 0 for item in items),
+            sum(item.change < 0 for item in items),
+        )
+        for name, items in result.groups().items()
+        if items
+        for counts in [result.totals(items)]
+    ]
     changed = sorted(result.items, key=lambda item: -abs(item.change))
     changed = [item for item in changed if item.change][: options.listed]
     change_rows = [
         (
-            item.number,
+            f"{item.source}:{item.number}",
             f"{item.change:+d}",
             clip_text(item.item.output),
             clip_text(item.item.input[0] if item.item.input else ""),
@@ -223,6 +258,9 @@ def ger_report(
         [
             summary,
             "## By language\n\n" + markdown_table(header, language_rows),
+            "## Where it helps and where it hurts\n\nBy N-best file, and the lists whose 1-best is "
+            "already right (a corrector can only add errors there).\n\n"
+            + markdown_table(("lists", *header[1:], "better", "worse"), group_rows),
             f"## Largest changes\n\n{len(changed)} lists whose error count the correction changed most "
             "(positive: fewer errors).\n\n"
             + markdown_table(("list", "errors removed", "reference", FIRST, CORRECTED), change_rows),
@@ -232,7 +270,7 @@ def ger_report(
     data = {
         "task": "ger",
         "corrector": result.corrector,
-        "nbest_file": nbest_file,
+        "nbest_files": list(nbest_files),
         "with_audio": options.with_audio,
         "command": command,
         "lists": len(result.items),
@@ -241,6 +279,15 @@ def ger_report(
         "reference_units": totals[FIRST].units,
         "by_language": {
             lang: {name: count.rate for name, count in counts.items()} for lang, counts in languages.items()
+        },
+        "groups": {
+            name: {
+                "lists": len(items),
+                **{n: count.rate for n, count in result.totals(items).items()},
+                "improved": sum(item.change > 0 for item in items),
+                "worsened": sum(item.change < 0 for item in items),
+            }
+            for name, items in result.groups().items()
         },
         "improved": result.improved,
         "worsened": result.worsened,
