@@ -85,6 +85,7 @@ def test_the_cache_holds_the_real_backbone(smol):
     embedding = state["backbone.model.embed_tokens.weight"]
     assert embedding.shape == (49152, 576)
     torch.testing.assert_close(smol.model.backbone.get_input_embeddings().weight, embedding)
+    assert smol.model.backbone.config.name_or_path == "", "no conversion folder recorded as the base"
 
 
 def test_loading_something_that_is_not_a_model(tmp_path):

@@ -67,9 +67,10 @@ def assemble(
     encoder_config = {
         key: dims[key] for key in ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer")
     }
-    config = UnispeechLMConfig(
-        text_config=backbone.config.to_dict(), encoder_config=encoder_config, **config_overrides
-    )
+    # The backbone's load path (a temporary folder when converted) would end up in every adapter's
+    # config as its base model, and peft would look for it at each save.
+    text_config = backbone.config.to_dict() | {"_name_or_path": ""}
+    config = UnispeechLMConfig(text_config=text_config, encoder_config=encoder_config, **config_overrides)
     with torch.random.fork_rng():
         torch.manual_seed(TASK_MODULE_SEED)
         model = UnispeechLMModel(config)

@@ -260,7 +260,7 @@ def ger_report(
             "## By language\n\n" + markdown_table(header, language_rows),
             "## Where it helps and where it hurts\n\nBy N-best file, and the lists whose 1-best is "
             "already right (a corrector can only add errors there).\n\n"
-            + markdown_table(("lists", *header[1:], "better", "worse"), group_rows),
+            + markdown_table(("group", *header[1:], "better", "worse"), group_rows),
             f"## Largest changes\n\n{len(changed)} lists whose error count the correction changed most "
             "(positive: fewer errors).\n\n"
             + markdown_table(("list", "errors removed", "reference", FIRST, CORRECTED), change_rows),
