@@ -71,12 +71,30 @@ def test_many_lists_need_one_recording_each(speech):
         speech.correct([["a"], ["b"]], audio=noise_clip(0.3, 16000))
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    """`smol` with the adapters shipped in adapters/smol/ (real weights)."""
+    return load("smol")
+
+
 @pytest.mark.real
-def test_the_shipped_asr_adapter_transcribes_the_bundled_sample():
+def test_the_shipped_asr_adapter_transcribes_the_bundled_sample(shipped):
     from unispeech.evaluation import word_error_rate
     from unispeech.samples import LJSPEECH_SAMPLE
 
-    smol = load("smol")
+    smol = shipped
     assert "asr" in smol.tasks, "adapters/smol/asr is shipped"
     text = smol.transcribe(LJSPEECH_SAMPLE.path).text
     assert word_error_rate([LJSPEECH_SAMPLE.text], [text]) == 0.0, text
+
+
+@pytest.mark.real
+def test_the_shipped_ger_adapter_copies_a_right_transcript_and_answers_digits_with_a_digit(shipped):
+    smol = shipped
+    assert "ger" in smol.tasks, "adapters/smol/ger is shipped"
+    sentence = "It is of the first importance that the leather use should be fine and warm."
+    lists = [[sentence, sentence.replace("use should", "used should")], ["hero.", "Bureau."]]
+    copied, digit = smol.correct(lists)
+    assert copied == sentence
+    digits = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+    assert digit.lower().strip(" .") in digits, digit

@@ -46,3 +46,18 @@ def test_bad_logs_are_named_errors(tmp_path):
     empty = _write(tmp_path / "empty.jsonl", [{"step": 1, "lr": 0.1}])
     with pytest.raises(ValueError, match="holds no losses or dev figures"):
         plot_run.read_metrics(empty)
+
+
+def test_stages_continue_each_others_steps(tmp_path):
+    first = _write(
+        tmp_path / "first.jsonl", [{"step": 10, "text_loss/ger": 3.0}, {"step": 300, "text_loss/ger": 1.0}]
+    )
+    second = _write(
+        tmp_path / "second.jsonl", [{"step": 5, "text_loss/ger": 0.9}, {"step": 60, "text_loss/ger": 0.8}]
+    )
+    losses, dev, starts = plot_run.read_stages([first, second])
+    assert losses == {"text_loss/ger": [(10, 3.0), (300, 1.0), (305, 0.9), (360, 0.8)]}
+    assert dev == {} and starts == [300]
+    pytest.importorskip("matplotlib")
+    plot_run.plot(losses, dev, "two stages", tmp_path / "stages.png", starts)  # no dev: one panel
+    assert (tmp_path / "stages.png").read_bytes().startswith(b"\x89PNG")

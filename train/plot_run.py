@@ -3,7 +3,9 @@
 The trainer logs one JSON object per line (`unispeech/trainer.py`): losses every `log_every` steps,
 and `dev_wer` (with the decoder that made it: greedy CTC during the warm-up, the LLM after) every
 `dev.every` steps. A resumed run's log holds each step once (the trainer truncates what a resume
-replays). Needs matplotlib (the `eval` extra).
+replays). Several files are the stages of one training (a run, then one that started from its
+adapter with `init_from`): each stage's steps continue the previous one's, and a dotted line marks
+where each stage begins. Needs matplotlib (the `eval` extra).
 
     python train/plot_run.py ../runs/smol-asr/metrics.jsonl -o adapters/smol/asr/training.png
 """
@@ -43,17 +45,43 @@ def read_metrics(path: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[s
     return losses, dev
 
 
-def plot(losses: dict, dev: dict, title: str, output: Path) -> None:
+def read_stages(paths: list[Path]) -> tuple[dict, dict, list[int]]:
+    """The curves of consecutive stages, steps offset by the previous stages' last steps, and the
+    step each later stage starts after."""
+    losses: dict[str, list[tuple[int, float]]] = {}
+    dev: dict[str, list[tuple[int, float]]] = {}
+    starts, offset = [], 0
+    for path in paths:
+        stage_losses, stage_dev = read_metrics(path)
+        if offset:
+            starts.append(offset)
+        for into, curves in ((losses, stage_losses), (dev, stage_dev)):
+            for name, points in curves.items():
+                into.setdefault(name, []).extend((offset + step, value) for step, value in points)
+        offset += max(step for points in (*stage_losses.values(), *stage_dev.values()) for step, _ in points)
+    return losses, dev, starts
+
+
+def plot(losses: dict, dev: dict, title: str, output: Path, starts: list[int] = ()) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    left, right = figure.subplots(1, 2)
+    figure = Figure(figsize=(10 if dev else 6, 4), layout="constrained")
+    left, *others = figure.subplots(1, 2 if dev else 1, squeeze=False)[0]
     for name, points in losses.items():
         steps, values = zip(*points, strict=True)
         left.plot(steps, values, label=name, linewidth=1)
-    left.set(xlabel="step", ylabel="loss per token (nats)", title="training losses", yscale="log")
+    left.set(xlabel="step", ylabel="loss (text: nats per token; TTS: per mel value)", yscale="log")
+    left.set_title("training losses")
+    for step in starts:
+        left.axvline(step, color="grey", linestyle=":")
     left.legend()
+    figure.suptitle(title)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if not dev:
+        FigureCanvasAgg(figure).print_png(str(output))
+        return
+    (right,) = others
     for name, points in dev.items():
         steps, values = zip(*points, strict=True)
         right.plot(steps, values, marker="o", label=name)
@@ -63,22 +91,22 @@ def plot(losses: dict, dev: dict, title: str, output: Path) -> None:
             )
     right.set(xlabel="step", ylabel="WER (%)", title="dev", ylim=(0, None))
     right.legend()
-    figure.suptitle(title)
-    output.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure).print_png(str(output))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("metrics", type=Path, help="a run's metrics.jsonl")
+    parser.add_argument(
+        "metrics", type=Path, nargs="+", help="a run's metrics.jsonl (several: stages, in order)"
+    )
     parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--title", help="the figure's title (default: the run folder's name)")
     args = parser.parse_args()
     try:
-        losses, dev = read_metrics(args.metrics)
+        losses, dev, starts = read_stages(args.metrics)
     except (OSError, ValueError) as error:
         parser.error(str(error))  # one line and exit code 2, not a traceback
-    plot(losses, dev, args.title or args.metrics.parent.name, args.output)
+    plot(losses, dev, args.title or args.metrics[-1].parent.name, args.output, starts)
     points = sum(map(len, losses.values())), sum(map(len, dev.values()))
     print(f"{args.output}: {points[0]} loss points, {points[1]} dev points")
 
