@@ -213,9 +213,9 @@ def make_nbest_lists(
 ) -> list[NbestItem]:
     """N-best lists for the utterances of a manifest, as JSON lines in `output` (audio paths
     relative to it), in manifest order; augmented clips are saved in `<output stem>.heard/` beside
-    it and named by `heard`. Lines are written as they are made, so a stopped run
-    resumes where it stopped: utterances already in `output` are not decoded again. Clips longer
-    than 30 s are skipped, with a count in the log."""
+    it and named by `heard`. Lines are written as they are made, so a stopped run resumes where it
+    stopped: utterances already in `output` are not decoded again. Clips longer than 30 s are
+    skipped, with a count in the log."""
     utterances: list[Utterance] = read_manifest(manifest)[:limit]
     output = Path(output)
     keys = [relative_audio(utterance.path(manifest), output) for utterance in utterances]

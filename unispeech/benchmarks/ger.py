@@ -136,11 +136,11 @@ class GerResult:
 
     @property
     def improved(self) -> int:
-        return sum(item.change > 0 for item in self.items)
+        return _improved(self.items)
 
     @property
     def worsened(self) -> int:
-        return sum(item.change < 0 for item in self.items)
+        return _worsened(self.items)
 
     @classmethod
     def combine(cls, results: Sequence[GerResult]) -> GerResult:
@@ -151,6 +151,14 @@ class GerResult:
             [skipped for result in results for skipped in result.skipped],
             sum(result.compute_seconds for result in results),
         )
+
+
+def _improved(items: Sequence[GerItem]) -> int:
+    return sum(item.change > 0 for item in items)
+
+
+def _worsened(items: Sequence[GerItem]) -> int:
+    return sum(item.change < 0 for item in items)
 
 
 def score_ger(
@@ -229,18 +237,17 @@ def ger_report(
         )
         for lang, counts in languages.items()
     ]
+    groups = {name: (items, result.totals(items)) for name, items in result.groups().items() if items}
     group_rows = [
         (
             name,
             len(items),
             counts[FIRST].units,
             *(percent(counts[n].rate) for n in (FIRST, CORRECTED, ORACLE)),
-            sum(item.change > 0 for item in items),
-            sum(item.change < 0 for item in items),
+            _improved(items),
+            _worsened(items),
         )
-        for name, items in result.groups().items()
-        if items
-        for counts in [result.totals(items)]
+        for name, (items, counts) in groups.items()
     ]
     changed = sorted(result.items, key=lambda item: -abs(item.change))
     changed = [item for item in changed if item.change][: options.listed]
@@ -283,11 +290,11 @@ def ger_report(
         "groups": {
             name: {
                 "lists": len(items),
-                **{n: count.rate for n, count in result.totals(items).items()},
-                "improved": sum(item.change > 0 for item in items),
-                "worsened": sum(item.change < 0 for item in items),
+                **{n: count.rate for n, count in counts.items()},
+                "improved": _improved(items),
+                "worsened": _worsened(items),
             }
-            for name, items in result.groups().items()
+            for name, (items, counts) in groups.items()
         },
         "improved": result.improved,
         "worsened": result.worsened,
