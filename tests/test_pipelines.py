@@ -1,5 +1,7 @@
 """The Hugging Face pipelines, built by `transformers.pipeline` from a saved folder."""
 
+import shutil
+
 import numpy as np
 import pytest
 from transformers import pipeline
@@ -93,3 +95,24 @@ def test_a_mismatched_adapter_is_refused(tiny_dir, tmp_path):
     save_task_adapter(other, "tts", tmp_path / "tts")
     with pytest.raises(AdapterMismatchError, match="mel_patch_size=2"):
         pipeline("unispeech-text-to-audio", model=str(tiny_dir), adapter=tmp_path / "tts")
+
+
+def test_a_pipeline_over_a_named_models_base_loads_its_shipped_adapter(tiny_dir, tmp_path, monkeypatch):
+    from unispeech.adapters import ADAPTERS_ENVIRONMENT_VARIABLE, add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+    from unispeech.weights import CACHE_ENVIRONMENT_VARIABLE
+
+    (tmp_path / "cache" / "smol").mkdir(parents=True)
+    (tmp_path / "cache" / "smol" / "model").symlink_to(tiny_dir)  # the tiny model as smol's cached base
+    monkeypatch.setenv(CACHE_ENVIRONMENT_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setenv(ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path / "adapters"))
+    trained, _ = tiny_model()
+    add_task_adapter(trained, "ger")
+    save_task_adapter(trained, "ger", tmp_path / "adapters" / "smol" / "ger")
+
+    base = str(tmp_path / "cache" / "smol" / "model")
+    assert pipeline("unispeech-nbest-correction", model=base).speech.tasks == ["ger"]
+    assert pipeline("unispeech-nbest-correction", model=base, adapter=None).speech.tasks == []
+    assert pipeline("unispeech-text-to-audio", model=base).speech.tasks == [], "no tts adapter shipped"
+    other = shutil.copytree(tiny_dir, tmp_path / "other")
+    assert pipeline("unispeech-nbest-correction", model=str(other)).speech.tasks == [], "not a named base"

@@ -11,8 +11,10 @@ work like the stock ones (`MODEL_DIR` is any folder saved with `save_pretrained`
 `unispeech.weights.cache_dir("smol") / "model"`; a model object with `tokenizer=` works too). Each
 follows transformers' contract: `_sanitize_parameters` returns only what the caller passed,
 `preprocess` normalises the input, `_forward` is the one model call (through the task functions of
-`transcription.py`, `synthesis.py`, `correction.py`), `postprocess` returns a plain dict. An
-`adapter=PATH` argument loads a task adapter folder into the model first.
+`transcription.py`, `synthesis.py`, `correction.py`), `postprocess` returns a plain dict. A
+pipeline over a named model's cached base (`smol`) loads the adapter shipped for its task, as
+`unispeech.load` does; `adapter=PATH` loads another task adapter folder instead, `adapter=None`
+none.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from transformers import AutoModel, AutoTokenizer, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from unispeech.adapters import adapter_dir
 from unispeech.api import Unispeech
 from unispeech.audio import WHISPER_SAMPLE_RATE, load_audio
 from unispeech.correction import CorrectionOptions
@@ -33,25 +36,41 @@ from unispeech.pretrained import GRIFFIN_LIM, load_vocoder
 from unispeech.processor import UnispeechLMProcessor
 from unispeech.synthesis import SynthesisOptions
 from unispeech.transcription import TranscriptionOptions
-from unispeech.weights import VOCODER_FILE
+from unispeech.weights import MODEL_DIR, MODELS, VOCODER_FILE, cache_dir
 
 SPEECH_RECOGNITION = "unispeech-speech-recognition"
 TEXT_TO_AUDIO = "unispeech-text-to-audio"
 NBEST_CORRECTION = "unispeech-nbest-correction"
 
 
+SHIPPED = "shipped"  # the `adapter` argument's default: the adapter shipped for the task, if any
+
+
 class _UnispeechPipeline(Pipeline):
     """Builds the processor and vocoder our task functions need from the model and tokenizer."""
 
-    def __init__(self, model, tokenizer=None, vocoder=None, adapter: str | Path | None = None, **kwargs):
+    adapter_task: str  # the task whose shipped adapter the pipeline loads
+
+    def __init__(self, model, tokenizer=None, vocoder=None, adapter: str | Path | None = SHIPPED, **kwargs):
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
         super().__init__(model=model, tokenizer=tokenizer, **kwargs)
         if vocoder is None:
             vocoder = load_vocoder(_vocoder_beside(model.name_or_path), model.config.mel_settings)
         self.speech = Unispeech(model, UnispeechLMProcessor(tokenizer, model.config), vocoder)
+        if adapter == SHIPPED:
+            adapter = _shipped_adapter(model.name_or_path, self.adapter_task)
         if adapter is not None:
             self.speech.load_adapter(adapter)
+
+
+def _shipped_adapter(model_dir: str, task: str) -> Path | None:
+    """The adapter shipped for `task`, when `model_dir` is the cached base of a named model."""
+    for name in MODELS:
+        if Path(model_dir).resolve() == (cache_dir(name) / MODEL_DIR).resolve():
+            folder = adapter_dir(name, task)
+            return folder if folder.is_dir() else None
+    return None
 
 
 def _vocoder_beside(model_dir: str) -> str | Path:
@@ -83,6 +102,8 @@ def _audio(inputs: Any, sampling_rate: int | None) -> np.ndarray:
 class UnispeechSpeechRecognitionPipeline(_UnispeechPipeline):
     """Audio → `{"text"}`, plus `"chunks"` (text and timestamps per window) with
     `return_timestamps=True` and `"nbest"` (texts and scores) with `nbest=N`."""
+
+    adapter_task = "asr"
 
     def _sanitize_parameters(
         self, sampling_rate=None, return_timestamps=None, nbest=None, beam_size=None, language=None, **kwargs
@@ -120,6 +141,8 @@ class UnispeechTextToAudioPipeline(_UnispeechPipeline):
     """Text → `{"audio", "sampling_rate"}` in the voice of `prompt` (a recording; its transcript
     `prompt_text`, else transcribed); `steps`, `guidance_strength`, `sway`, `speed`, `duration`
     and `seed` as in `SynthesisOptions`."""
+
+    adapter_task = "tts"
 
     def _sanitize_parameters(self, prompt=None, prompt_text=None, prompt_sampling_rate=None, **synthesis):
         preprocess = {}
@@ -163,6 +186,8 @@ class UnispeechTextToAudioPipeline(_UnispeechPipeline):
 class UnispeechNbestCorrectionPipeline(_UnispeechPipeline):
     """An N-best list (strings, best first, or HyPoradise's `{"input": [...]}`) → `{"text"}`;
     a list of such lists → a list of results; `audio=` lets the model listen too."""
+
+    adapter_task = "ger"
 
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, (list, tuple)) and all(isinstance(text, str) for text in inputs):
