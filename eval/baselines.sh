@@ -18,4 +18,6 @@ for system in smol whisper-base; do
 done
 "${unispeech[@]}" speed --manifest "$data/ljspeech.dev.jsonl" --limit 10 --tts-clips 0 --out "$out/speed-asr"
 "${unispeech[@]}" ger --nbest "$data"/nbest/{ljspeech,fsdd,synthetic}.dev.jsonl --out "$out/ger"
-"${unispeech[@]}" tts --manifest "$data/ljspeech.dev.jsonl" --limit 2 --steps 8 --out "$out/tts"
+"${unispeech[@]}" tts --manifest "$data/ljspeech.dev.jsonl" --limit 10 --out "$out/tts-lj"
+"${unispeech[@]}" tts --manifest "$data/ljspeech.dev.jsonl" --limit 3 --steps 16 --out "$out/tts-lj-nfe16"
+"${unispeech[@]}" tts --manifest "$data/fsdd.dev.jsonl" --pairs eval/fsdd-dev-pairs.jsonl --out "$out/tts-fsdd"
