@@ -32,7 +32,11 @@ def test_a_mixed_batch_keeps_order_and_counts(processor):
     assert batch["speech_mask"].sum(dim=1).tolist() == [speech_tokens(50, 4), 0, speech_tokens(30, 4)]
     frames = int(0.2 * 22050) // 256 + 5
     assert batch["mel_lengths"].tolist() == [frames]
-    assert batch["mel_mask"].sum(dim=1).tolist() == [0, mel_patches(frames, 1), 0]
+    assert batch["mel_mask"].sum(dim=1).tolist() == [
+        0,
+        mel_patches(frames, processor.config.mel_patch_size),
+        0,
+    ]
     assert (batch["mel"][0, -5:] == 0).all(), "frames to generate start empty"
     text = processor.tokenizer.decode(batch["labels"][2][batch["labels"][2] != -100])
     assert text == "second</s>"
