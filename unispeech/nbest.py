@@ -227,16 +227,17 @@ def make_nbest_lists(
         batches = range(0, len(todo), options.batch_size)
         for start in tqdm(batches, desc="n-best", unit="batch", disable=not progress):
             batch = todo[start : start + options.batch_size]
-            audios, heard = [], []
+            audios, perturbed = [], []
             for _, utterance in batch:
                 clip = load_audio(utterance.path(manifest), WHISPER_SAMPLE_RATE)
                 audios.append(options.augmentation.apply(clip, utterance.audio, options.seed))
-                heard.append(None if audios[-1] is clip else _save_heard(audios[-1], utterance.audio, output))
+                perturbed.append(audios[-1] is not clip)
             keep = [i for i, audio in enumerate(audios) if len(audio) <= WHISPER_CHUNK_SAMPLES]
             too_long += len(batch) - len(keep)
             for i, nbest in zip(keep, whisper_nbest(model, [audios[i] for i in keep], options), strict=True):
                 key, utterance = batch[i]
-                done[key] = NbestItem(nbest, utterance.text, key, utterance.lang, heard[i])
+                heard = _save_heard(audios[i], utterance.audio, output) if perturbed[i] else None
+                done[key] = NbestItem(nbest, utterance.text, key, utterance.lang, heard)
                 file.write(done[key].to_json() + "\n")
             file.flush()
     if too_long:
