@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from unispeech.dependencies import check_peft
 from unispeech.sequences import TASKS
 
 if TYPE_CHECKING:
@@ -201,6 +202,7 @@ def add_task_adapter(
     every other module (the encoder, other tasks' modules) is frozen. `start_from` names a saved
     adapter folder (of this task or another, e.g. ASR's for audio-aware GER) to start from
     instead; its LoRA rank, alpha and targets and its task modules must be the ones asked for."""
+    check_peft()
     name = _adapter_name(task)
     registry = _registry(model, create=True)
     if task in registry.tasks:
@@ -297,6 +299,7 @@ def load_task_adapter(
     ones `AdapterError`, and a base other than `model.config` `AdapterMismatchError`, naming every
     field that differs. `trainable=True` keeps the LoRA and the task modules trainable, and freezes
     every other module, as `add_task_adapter` does (to train further)."""
+    check_peft()
     path = Path(path)
     metadata, task_tensors = _read_folder(path)
     task = task if task is not None else metadata["task"]
