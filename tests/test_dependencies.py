@@ -37,7 +37,7 @@ def test_a_refused_peft_is_named_in_one_line_with_the_fix():
 
 @pytest.mark.usefixtures("transformers_wants_a_newer_peft")
 def test_adapter_calls_stop_before_peft_does(tmp_path):
-    model = tiny_model()
+    model, _ = tiny_model()
     with pytest.raises(IncompatibleVersionsError):
         add_task_adapter(model, "asr")
     with pytest.raises(IncompatibleVersionsError):

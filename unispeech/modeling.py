@@ -173,6 +173,16 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         logits = self.backbone.get_output_embeddings()(hidden[:, :-1][learned])  # (n, vocab)
         return nn.functional.cross_entropy(logits.float(), targets[learned])
 
+    def labelled_log_probability(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per row, the summed log-probability of its labelled next tokens: how likely the model
+        finds each row's continuation (a correction and its eos, say). (B, L, D), (B, L) → (B,)."""
+        targets = labels[:, 1:]
+        learned = targets != IGNORE_INDEX
+        logits = self.backbone.get_output_embeddings()(hidden[:, :-1][learned])  # (n, vocab)
+        token = logits.float().log_softmax(-1).gather(-1, targets[learned][:, None])[:, 0]  # (n,)
+        rows = learned.nonzero()[:, 0]
+        return torch.zeros(len(labels), device=token.device).index_add_(0, rows, token)
+
     def forward(
         self,
         input_ids: torch.Tensor,

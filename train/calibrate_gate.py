@@ -1,0 +1,69 @@
+"""Calibrate the no-harm gate of N-best correction for a GER adapter, on training-side lists.
+
+Runs the corrector once over the lists (and once over the same lists cut to their first
+hypothesis), then picks the gate thresholds with the fewest word errors (`unispeech.benchmarks.gate`);
+prints them with the error rates, and writes them as JSON (`--out`) for the adapter's card.
+
+    python train/calibrate_gate.py --nbest ../data/nbest/hyporadise.calibration.jsonl \
+        --adapters adapters/smol [--limit 300] [--out ../runs/reports/gate.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import unispeech
+from unispeech.adapters import set_task
+from unispeech.benchmarks.gate import calibrate_gate
+from unispeech.correction import CorrectionOptions, correction_cases
+from unispeech.nbest import read_nbest
+
+BATCH = 8  # lists corrected at a time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nbest", type=Path, required=True, help="N-best lists with references")
+    parser.add_argument("--adapters", required=True, help="a folder holding ger/")
+    parser.add_argument("--model", default="smol")
+    parser.add_argument("--limit", type=int, help="the first N lists only")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--out", type=Path, help="write the chosen gate and the error rates here (JSON)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    items = [item for item in read_nbest(args.nbest) if item.input][: args.limit]
+    if not items:
+        parser.error(f"no N-best lists in {args.nbest}")
+    speech = unispeech.load(args.model, adapters=args.adapters)
+    if "ger" not in speech.tasks:
+        parser.error(f"no ger/ adapter under {args.adapters}")
+    set_task(speech.model, "ger")
+    options = CorrectionOptions()
+    cases, single_cases = [], []
+    for start in tqdm(range(0, len(items), BATCH), desc="scoring", unit="batch"):
+        window = items[start : start + BATCH]
+        full, first_only = [item.input for item in window], [item.input[:1] for item in window]
+        cases += correction_cases(speech.model, speech.processor, full, options=options)
+        single_cases += correction_cases(speech.model, speech.processor, first_only, options=options)
+    calibration = calibrate_gate(cases, single_cases, [item.output for item in items])
+    print(f"{args.nbest} ({len(items)} lists): {calibration.summary()}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        record = {"nbest": str(args.nbest), "lists": len(items), "gate": dataclasses.asdict(calibration.gate)}
+        record["wer"] = {
+            name: getattr(calibration, name).rate
+            for name in ("first", "ungated", "gated", "single_first", "single_gated")
+        }
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
