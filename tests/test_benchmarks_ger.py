@@ -149,3 +149,38 @@ def test_the_tiny_model_corrects_end_to_end(tiny_sdpa, tmp_path):
     corrector = ger.UnispeechCorrector(Unispeech(model, processor, GriffinLim(model.config.mel_settings)))
     result = ger.score_ger(read_nbest(path), corrector, path, progress=False)
     assert len(result.items) == 2 and result.totals()[ger.FIRST].rate == pytest.approx(2 / 5)
+
+
+def test_the_rescoring_baseline_chooses_within_each_list(tiny_sdpa, tmp_path):
+    from unispeech.api import Unispeech
+    from unispeech.rescoring import language_model_scores
+    from unispeech.vocoder import GriffinLim
+
+    model, processor = tiny_sdpa
+    speech = Unispeech(model, processor, GriffinLim(model.config.mel_settings))
+    path = _write(tmp_path / "n.jsonl", CASES)
+    never_moves = ger.score_ger(read_nbest(path), ger.RescoringCorrector(speech, 1e9), path, progress=False)
+    assert [item.corrected for item in never_moves.items] == [hyps[0] for _, hyps, _ in CASES]
+    lm_only = ger.score_ger(read_nbest(path), ger.RescoringCorrector(speech, 0.0), path, progress=False)
+    for item in lm_only.items:
+        scores = language_model_scores(model, processor, item.item.input)
+        assert item.corrected == item.item.input[scores.index(max(scores))]
+
+
+def test_the_cli_can_score_the_baseline_or_the_ungated_corrector(tmp_path, monkeypatch):
+    seen = []
+
+    class FakeSpeech:
+        def correct(self, lists, audio, options):
+            seen.append(options.gate)
+            return [hypotheses[0] for hypotheses in lists]
+
+    monkeypatch.setattr(cli, "_load", lambda args: FakeSpeech())
+    monkeypatch.setattr(ger, "language_model_scores", lambda model, processor, texts: [0.0] * len(texts))
+    FakeSpeech.model = FakeSpeech.processor = None
+    path = _write(tmp_path / "n.jsonl")
+    assert main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "a"), "--no-gate"]) == 0
+    assert seen == [None]
+    assert main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "b"), "--rescore", "2"]) == 0
+    data = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert data["corrector"] == "LM rescoring" and seen == [None]

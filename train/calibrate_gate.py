@@ -2,7 +2,8 @@
 
 Runs the corrector once over the lists (and once over the same lists cut to their first
 hypothesis), then picks the gate thresholds with the fewest word errors (`unispeech.benchmarks.gate`);
-prints them with the error rates, and writes them as JSON (`--out`) for the adapter's card.
+calibrates the LM-rescoring baseline's rank weight on the same lists (`unispeech.rescoring`);
+prints both with the error rates, and writes them as JSON (`--out`) for the adapter's card.
 
     python train/calibrate_gate.py --nbest ../data/nbest/hyporadise.calibration.jsonl \
         --adapters adapters/smol [--limit 300] [--out ../runs/reports/gate.json]
@@ -21,8 +22,10 @@ from tqdm.auto import tqdm
 import unispeech
 from unispeech.adapters import set_task
 from unispeech.benchmarks.gate import calibrate_gate
+from unispeech.benchmarks.scoring import count_errors
 from unispeech.correction import CorrectionOptions, correction_cases
 from unispeech.nbest import read_nbest
+from unispeech.rescoring import calibrate_rank_weight, language_model_scores
 
 BATCH = 8  # lists corrected at a time
 
@@ -53,11 +56,20 @@ def main() -> None:
         full, first_only = [item.input for item in window], [item.input[:1] for item in window]
         cases += correction_cases(speech.model, speech.processor, full, options=options)
         single_cases += correction_cases(speech.model, speech.processor, first_only, options=options)
-    calibration = calibrate_gate(cases, single_cases, [item.output for item in items])
+    references = [item.output for item in items]
+    calibration = calibrate_gate(cases, single_cases, references)
     print(f"{args.nbest} ({len(items)} lists): {calibration.summary()}")
+    lists = [case.hypotheses for case in cases]
+    flat = iter(language_model_scores(speech.model, speech.processor, [t for h in lists for t in h]))
+    lm_scores = [[next(flat) for _ in hypotheses] for hypotheses in lists]
+    rank_weight = calibrate_rank_weight(
+        lists, lm_scores, lambda i, text: count_errors(references[i], text).errors
+    )
+    print(f"LM rescoring: rank weight {rank_weight:g}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {"nbest": str(args.nbest), "lists": len(items), "gate": dataclasses.asdict(calibration.gate)}
+        record["rescoring_rank_weight"] = rank_weight
         record["wer"] = {
             name: getattr(calibration, name).rate
             for name in ("first", "ungated", "gated", "single_first", "single_gated")

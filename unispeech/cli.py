@@ -425,6 +425,7 @@ def _eval_ger(args: argparse.Namespace) -> None:
         ORACLE,
         GerBenchmarkOptions,
         GerResult,
+        RescoringCorrector,
         UnispeechCorrector,
         ger_report,
         score_ger,
@@ -439,6 +440,8 @@ def _eval_ger(args: argparse.Namespace) -> None:
             correction.decoding, no_repeat_ngram_size=args.no_repeat_ngram_size or None
         )
         correction = dataclasses.replace(correction, decoding=decoding)
+    if args.no_gate:
+        correction = dataclasses.replace(correction, gate=None)
     options = GerBenchmarkOptions(batch_size=args.batch_size, with_audio=args.with_audio)
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"limit must be at least 1 list, got {args.limit}")
@@ -446,7 +449,10 @@ def _eval_ger(args: argparse.Namespace) -> None:
     for path, items in lists.items():
         if not items:
             raise ValueError(f"{path} holds no N-best lists")
-    corrector = UnispeechCorrector(_load(args), correction, name=args.model)
+    if args.rescore is not None:
+        corrector = RescoringCorrector(_load(args), args.rescore)
+    else:
+        corrector = UnispeechCorrector(_load(args), correction, name=args.model)
     result = GerResult.combine([score_ger(items, corrector, path, options) for path, items in lists.items()])
     names = [str(path) for path in lists]
     files = write_report(ger_report(result, names, options, _eval_command_line(args)), args.out)
@@ -552,6 +558,13 @@ def _add_eval_commands(commands) -> None:
         "--no-repeat-ngram-size",
         type=int,
         help="forbid writing any n-gram of tokens twice (0: allow; default: the corrector's own setting)",
+    )
+    ger.add_argument("--no-gate", action="store_true", help="take every generated correction (no gate)")
+    ger.add_argument(
+        "--rescore",
+        type=float,
+        metavar="RANK_WEIGHT",
+        help="score the LM-rescoring baseline instead (train/calibrate_gate.py calibrates the weight)",
     )
     ger.set_defaults(run=_eval_ger)
 

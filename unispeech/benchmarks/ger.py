@@ -34,10 +34,11 @@ from unispeech.benchmarks.report import (
     skipped_section,
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
-from unispeech.correction import CorrectionOptions
+from unispeech.correction import CorrectionOptions, clean_hypotheses
 from unispeech.evaluation import oracle_hypothesis
 from unispeech.manifest import DEFAULT_LANGUAGE
 from unispeech.nbest import NbestItem
+from unispeech.rescoring import language_model_scores, rescore
 
 if TYPE_CHECKING:
     from unispeech.api import Unispeech
@@ -65,6 +66,23 @@ class UnispeechCorrector:
         lists = [list(hypotheses) for hypotheses in nbest_lists]
         listening = None if all(audio is None for audio in audios) else [a and str(a) for a in audios]
         return self.speech.correct(lists, listening, self.options)
+
+
+@dataclass
+class RescoringCorrector:
+    """The baseline anyone would try (`unispeech.rescoring`): the bare backbone's LM score of each
+    hypothesis, less `rank_weight` nats per rank; it only chooses, and never listens."""
+
+    speech: Unispeech
+    rank_weight: float
+    name: str = "LM rescoring"
+
+    def correct(self, nbest_lists: Sequence[Sequence[str]], audios: Sequence[Path | None]) -> list[str]:
+        lists = [clean_hypotheses(hypotheses) for hypotheses in nbest_lists]
+        scores = iter(
+            language_model_scores(self.speech.model, self.speech.processor, [t for h in lists for t in h])
+        )
+        return [rescore(h, [next(scores) for _ in h], self.rank_weight) for h in lists]
 
 
 @dataclass(frozen=True)
