@@ -89,15 +89,21 @@ def test_the_shipped_asr_adapter_transcribes_the_bundled_sample(shipped):
 
 
 @pytest.mark.real
-def test_the_shipped_ger_adapter_copies_a_right_transcript_and_answers_digits_with_a_digit(shipped):
+def test_the_shipped_ger_adapter_copies_a_right_transcript_and_leaves_short_lists_alone(shipped):
+    """The gate's work: ungated, this adapter answers short lists with a digit word ("seven" for
+    "hello world"), which it learned from spoken digits (its card)."""
     smol = shipped
     assert "ger" in smol.tasks, "adapters/smol/ger is shipped"
     sentence = "It is of the first importance that the leather use should be fine and warm."
-    lists = [[sentence, sentence.replace("use should", "used should")], ["hero.", "Bureau."]]
-    copied, digit = smol.correct(lists)
+    lists = [
+        [sentence, sentence.replace("use should", "used should")],
+        ["hello world"],
+        ["helo world", "hello world"],
+    ]
+    copied, alone, short = smol.correct(lists)
     assert copied == sentence
-    digits = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
-    assert digit.lower().strip(" .") in digits, digit
+    assert alone == "hello world"
+    assert short in lists[2]
 
 
 @pytest.mark.real
