@@ -6,8 +6,9 @@ the other files give a seeded in-domain development slice (`--dev-fraction`), a 
 (`--calibration-fraction`: training-side lists the adapter never trains on, on which the
 corrector's no-harm gate is calibrated, never on dev lists) and the training lists.
 A list's side is a seeded hash of its normalised reference, so repeated sentences (ATIS has many)
-never sit on two sides. Writes `<out>/hyporadise.{train,calibration,dev}.jsonl` and
-`<out>/hyporadise.<domain>.dev.jsonl` for each held-out file; the counts are printed.
+never sit on two sides. Writes `<out>/hyporadise.{train,calibration}.jsonl`, the in-domain dev
+slice by domain (`<out>/hyporadise.dev.<domain>.jsonl`, so that a report breaks it down by domain)
+and each held-out file (`<out>/hyporadise.heldout.<domain>.jsonl`); the counts are printed.
 
     python train/split_hyporadise.py --data ../shared/data/hyporadise --out ../data/nbest
 """
@@ -60,16 +61,20 @@ def main() -> None:
     if missing:
         parser.error(f"no such file in {args.data}: {', '.join(missing)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    sides: dict[str, list[NbestItem]] = {"train": [], "calibration": [], "dev": []}
+    sides: dict[str, list[NbestItem]] = {"train": [], "calibration": []}
+    dev: dict[str, list[NbestItem]] = {}  # by domain: ATIS has a training and a test file
     for file in files:
         items = [item for item in read_nbest(file) if item.input]
         if file.name in args.hold_out:
-            write(args.out / f"hyporadise.{domain(file)}.dev.jsonl", items)
+            write(args.out / f"hyporadise.heldout.{domain(file)}.jsonl", items)
             continue
         for item in items:
-            sides[side(item.output, args.dev_fraction, args.calibration_fraction, args.seed)].append(item)
+            chosen = side(item.output, args.dev_fraction, args.calibration_fraction, args.seed)
+            (dev.setdefault(domain(file), []) if chosen == "dev" else sides[chosen]).append(item)
     for name, chosen in sides.items():
         write(args.out / f"hyporadise.{name}.jsonl", chosen)
+    for name, chosen in dev.items():
+        write(args.out / f"hyporadise.dev.{name}.jsonl", chosen)
 
 
 if __name__ == "__main__":
