@@ -7,6 +7,7 @@ prints both with the error rates, and writes them as JSON (`--out`) for the adap
 
     python train/calibrate_gate.py --nbest ../data/nbest/hyporadise.calibration.jsonl \
         --adapters adapters/smol [--limit 300] [--out ../runs/reports/gate.json]
+    python train/calibrate_gate.py --nbest ... --adapters none   # the rescoring baseline only
 """
 
 from __future__ import annotations
@@ -23,31 +24,15 @@ import unispeech
 from unispeech.adapters import set_task
 from unispeech.benchmarks.gate import calibrate_gate
 from unispeech.benchmarks.scoring import count_errors
-from unispeech.correction import CorrectionOptions, correction_cases
+from unispeech.correction import CorrectionOptions, clean_hypotheses, correction_cases
 from unispeech.nbest import read_nbest
 from unispeech.rescoring import calibrate_rank_weight, language_model_scores
 
 BATCH = 8  # lists corrected at a time
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nbest", type=Path, required=True, help="N-best lists with references")
-    parser.add_argument("--adapters", required=True, help="a folder holding ger/")
-    parser.add_argument("--model", default="smol")
-    parser.add_argument("--limit", type=int, help="the first N lists only")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument("--out", type=Path, help="write the chosen gate and the error rates here (JSON)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    items = [item for item in read_nbest(args.nbest) if item.input][: args.limit]
-    if not items:
-        parser.error(f"no N-best lists in {args.nbest}")
-    speech = unispeech.load(args.model, adapters=args.adapters)
-    if "ger" not in speech.tasks:
-        parser.error(f"no ger/ adapter under {args.adapters}")
+def gate_calibration(speech: unispeech.Unispeech, items: list) -> dict:
+    """The gate with the fewest errors on `items`, as a record."""
     set_task(speech.model, "ger")
     options = CorrectionOptions()
     cases, single_cases = [], []
@@ -56,24 +41,51 @@ def main() -> None:
         full, first_only = [item.input for item in window], [item.input[:1] for item in window]
         cases += correction_cases(speech.model, speech.processor, full, options=options)
         single_cases += correction_cases(speech.model, speech.processor, first_only, options=options)
-    references = [item.output for item in items]
-    calibration = calibrate_gate(cases, single_cases, references)
-    print(f"{args.nbest} ({len(items)} lists): {calibration.summary()}")
-    lists = [case.hypotheses for case in cases]
+    calibration = calibrate_gate(cases, single_cases, [item.output for item in items])
+    print(f"gate: {calibration.summary()}")
+    rates = ("first", "ungated", "gated", "single_first", "single_gated")
+    return {
+        "gate": dataclasses.asdict(calibration.gate),
+        "wer": {name: getattr(calibration, name).rate for name in rates},
+    }
+
+
+def rank_weight_calibration(speech: unispeech.Unispeech, items: list) -> float:
+    """The LM-rescoring baseline's rank weight with the fewest errors on `items`."""
+    lists = [clean_hypotheses(item.input) for item in items]
     flat = iter(language_model_scores(speech.model, speech.processor, [t for h in lists for t in h]))
-    lm_scores = [[next(flat) for _ in hypotheses] for hypotheses in lists]
-    rank_weight = calibrate_rank_weight(
-        lists, lm_scores, lambda i, text: count_errors(references[i], text).errors
-    )
-    print(f"LM rescoring: rank weight {rank_weight:g}")
+    scores = [[next(flat) for _ in hypotheses] for hypotheses in lists]
+    weight = calibrate_rank_weight(lists, scores, lambda i, text: count_errors(items[i].output, text).errors)
+    print(f"LM rescoring: rank weight {weight:g}")
+    return weight
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nbest", type=Path, required=True, help="N-best lists with references")
+    parser.add_argument("--adapters", required=True, help="a folder holding ger/ (none: the baseline only)")
+    parser.add_argument("--model", default="smol")
+    parser.add_argument("--limit", type=int, help="the first N lists only")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--out", type=Path, help="write the chosen settings and the error rates here (JSON)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    items = [item for item in read_nbest(args.nbest) if clean_hypotheses(item.input)][: args.limit]
+    if not items:
+        parser.error(f"no N-best lists in {args.nbest}")
+    baseline_only = args.adapters == "none"
+    speech = unispeech.load(args.model, adapters=None if baseline_only else args.adapters)
+    if not baseline_only and "ger" not in speech.tasks:
+        parser.error(f"no ger/ adapter under {args.adapters}")
+    print(f"{args.nbest}: {len(items)} lists")
+    record: dict = {"nbest": str(args.nbest), "lists": len(items)}
+    if not baseline_only:
+        record |= gate_calibration(speech, items)
+    record["rescoring_rank_weight"] = rank_weight_calibration(speech, items)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"nbest": str(args.nbest), "lists": len(items), "gate": dataclasses.asdict(calibration.gate)}
-        record["rescoring_rank_weight"] = rank_weight
-        record["wer"] = {
-            name: getattr(calibration, name).rate
-            for name in ("first", "ungated", "gated", "single_first", "single_gated")
-        }
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 

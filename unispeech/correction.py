@@ -59,9 +59,9 @@ class NoHarmGate:
     from, needs `single_margin`. The defaults are calibrated for the shipped smol adapter on
     training-side lists (its card gives the command)."""
 
-    margin: float = 2.0
-    single_margin: float = 8.0
-    max_distance: float = 0.5
+    margin: float = 12.0
+    single_margin: float = 16.0
+    max_distance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.margin < 0 or self.single_margin < 0 or self.max_distance < 0:
