@@ -303,6 +303,45 @@ def test_the_fingerprint_holds_only_the_fields_an_adapters_modules_read(saved_as
         load_task_adapter(other_patch, saved_tts)
 
 
+def test_an_adapter_of_another_task_is_refused_as_that_task(saved_asr, tmp_path):
+    model, _ = _tiny()
+    add_task_adapter(model, "tts", lora=_small_lora(model))
+    saved_tts = save_task_adapter(model, "tts", tmp_path / "tts")
+    fresh, _ = _tiny()
+    for folder, held, asked in (
+        (saved_tts, "tts", "asr"),
+        (saved_asr, "asr", "ger"),
+        (saved_asr, "asr", "tts"),
+    ):
+        with pytest.raises(AdapterMismatchError) as raised:
+            load_task_adapter(fresh, folder, task=asked)
+        assert str(raised.value) == (
+            f"the adapter at {folder} holds task {held!r}, not {asked!r}: "
+            f"give a folder that holds task {asked!r}"
+        )
+    assert loaded_tasks(fresh) == [], "refused before the model is touched"
+    assert load_task_adapter(fresh, saved_asr, task="asr") == "asr"
+    assert load_task_adapter(fresh, saved_tts, task="tts_spare") == "tts_spare", "a free name takes any task"
+
+
+def test_a_joint_adapter_serves_the_tasks_whose_modules_it_holds(tmp_path):
+    model, _ = _tiny()
+    add_task_adapter(model, "joint", lora=_small_lora(model), modules=("projector", "markers", "flow"))
+    full = save_task_adapter(model, "joint", tmp_path / "joint")
+    set_task(model, None)
+    add_task_adapter(model, "joint_text", lora=_small_lora(model), modules=("projector", "markers"))
+    speech_only = save_task_adapter(model, "joint_text", tmp_path / "joint_text")
+    fresh, _ = _tiny()
+    for task in ("asr", "tts", "ger"):
+        assert load_task_adapter(fresh, full, task=task) == task
+    other, _ = _tiny()
+    assert load_task_adapter(other, speech_only, task="ger") == "ger"
+    with pytest.raises(
+        AdapterMismatchError, match=r"holds task 'joint_text' without the flow a 'tts' adapter needs"
+    ):
+        load_task_adapter(other, speech_only, task="tts")
+
+
 def test_a_missing_or_incomplete_folder_is_refused(saved_asr, tmp_path):
     model, _ = _tiny()
     with pytest.raises(FileNotFoundError, match=r"no adapter folder at .*nowhere"):

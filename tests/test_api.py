@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import noise_clip
-from unispeech.adapters import add_task_adapter, save_task_adapter
+from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
 from unispeech.api import Unispeech, load
 from unispeech.decoding import DecodingOptions
 from unispeech.synthesis import SynthesisOptions
@@ -69,6 +69,26 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
 def test_many_lists_need_one_recording_each(speech):
     with pytest.raises(ValueError, match="2 N-best lists need a list of as many recordings"):
         speech.correct([["a"], ["b"]], audio=noise_clip(0.3, 16000))
+
+
+def test_an_adapter_folder_of_another_task_is_refused_before_the_model_loads(tiny_dir, tmp_path, monkeypatch):
+    model, _ = tiny_model()
+    add_task_adapter(model, "tts")
+    folder = save_task_adapter(model, "tts", tmp_path / "asr")  # the TTS adapter placed as asr/
+    message = f"the adapter at {folder} holds task 'tts', not 'asr': give a folder that holds task 'asr'"
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the adapters were checked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("unispeech.api.load_parts", must_not_load)
+        with pytest.raises(AdapterMismatchError) as raised:
+            load(tiny_dir, adapters=tmp_path)
+    assert str(raised.value) == message
+    speech = load(tiny_dir, adapters=None)
+    with pytest.raises(AdapterMismatchError) as raised:
+        speech.load_adapter(folder, "asr")
+    assert str(raised.value) == message and speech.tasks == []
 
 
 @pytest.fixture(scope="module")

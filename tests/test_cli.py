@@ -246,6 +246,19 @@ def test_a_wrong_or_missing_adapter_is_one_line(capsys, tiny_dir, tmp_path):
     _one_line_error(capsys, "transcribe", "no task adapter folders (asr, tts, ger) in")
 
 
+def test_an_adapter_folder_of_another_task_is_one_line(capsys, tiny_dir, tmp_path):
+    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+
+    model, _ = tiny_model()
+    add_task_adapter(model, "tts")
+    folder = save_task_adapter(model, "tts", tmp_path / "adapters" / "asr")  # TTS placed as asr/
+    audio = _write(tmp_path / "a.wav", np.full(8000, 0.1, np.float32))
+    args = ["transcribe", audio, "--model", str(tiny_dir), "--adapters", str(folder.parent)]
+    assert main(args) == EXIT_USER_ERROR
+    _one_line_error(capsys, "transcribe", f"the adapter at {folder} holds task 'tts', not 'asr'")
+
+
 def test_data_import_validate_and_split(capsys, tmp_path):
     from tests.conftest import noise_clip
 

@@ -192,6 +192,20 @@ def test_bad_settings_are_refused_by_the_cli_before_the_model_loads(tiny_dir, ca
     assert code == 2 and field in capsys.readouterr().err  # the settings error, not the missing model
 
 
+def test_an_adapter_folder_of_another_task_stops_the_demo_before_it_serves(
+    tiny_dir, tmp_path, capsys, monkeypatch
+):
+    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+
+    model, _ = tiny_model()
+    add_task_adapter(model, "tts")
+    folder = save_task_adapter(model, "tts", tmp_path / "adapters" / "asr")  # TTS placed as asr/
+    monkeypatch.setattr("unispeech.demo.launch", lambda *args, **kwargs: pytest.fail("the demo started"))
+    code = main(["demo", "--model", str(tiny_dir), "--adapters", str(folder.parent)])
+    assert code == 2 and f"the adapter at {folder} holds task 'tts', not 'asr'" in capsys.readouterr().err
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,

@@ -97,6 +97,18 @@ def test_a_mismatched_adapter_is_refused(tiny_dir, tmp_path):
         pipeline("unispeech-text-to-audio", model=str(tiny_dir), adapter=tmp_path / "tts")
 
 
+def test_an_adapter_of_another_task_is_refused(tiny_dir, tmp_path):
+    from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+
+    trained, _ = tiny_model()
+    add_task_adapter(trained, "tts")
+    folder = save_task_adapter(trained, "tts", tmp_path / "tts")
+    with pytest.raises(AdapterMismatchError, match=r"holds task 'tts', not 'asr'"):
+        pipeline("unispeech-speech-recognition", model=str(tiny_dir), adapter=folder)
+    assert pipeline("unispeech-text-to-audio", model=str(tiny_dir), adapter=folder).speech.tasks == ["tts"]
+
+
 def test_a_pipeline_over_a_named_models_base_loads_its_shipped_adapter(tiny_dir, tmp_path, monkeypatch):
     from unispeech.adapters import ADAPTERS_ENVIRONMENT_VARIABLE, add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model

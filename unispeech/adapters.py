@@ -12,6 +12,11 @@ the bare base model back. Which tasks are loaded, their task-module weights and 
 task-module weights live in a small registry on the model instance (`model._unispeech_adapters`);
 the active task's modules are the live ones, so weights trained in place survive a switch.
 
+An adapter loaded *as* a registry task (`task="asr"`, as `unispeech.load` and the pipelines do)
+must hold that task: a folder recorded as another registry task is refused
+(`AdapterMismatchError`), one recorded under a free name (a `joint` adapter, a second version) is
+taken when it holds the task's modules; under a free name (`task="asr_first"`) any folder loads.
+
     model = unispeech.pretrained.load("smol").model               # the base
     load_task_adapter(model, adapter_dir("smol", "asr"))          # now active: "asr"
     load_task_adapter(model, adapter_dir("smol", "tts"))          # now active: "tts"
@@ -80,7 +85,8 @@ class AdapterError(ValueError):
 
 
 class AdapterMismatchError(AdapterError):
-    """An adapter trained on a different base model than the one it is loaded into."""
+    """An adapter that does not fit where it is loaded: trained on a different base model, or
+    holding another task than the one it is loaded as."""
 
 
 @dataclass
@@ -213,7 +219,7 @@ def add_task_adapter(
     config = copy.deepcopy(lora) if lora is not None else default_lora_config(model)
     if start_from is not None:
         _check_start(Path(start_from), config, chosen)
-        load_task_adapter(model, start_from, task=task, trainable=True)
+        _load(model, Path(start_from), task, trainable=True)  # another task's adapter on purpose
         return
     _capture_base(model, registry, chosen)
     with _quiet_peft():
@@ -293,14 +299,48 @@ def load_task_adapter(
 ) -> str:
     """Load an adapter folder into `model`, make it the active task, and return the task's name.
 
-    `task` defaults to the one in `unispeech_adapter.json` (give another name to hold two versions
-    of one task side by side). A task already loaded under that name is replaced. The folder is
-    checked in full before the model is touched: missing files raise `FileNotFoundError`, damaged
-    ones `AdapterError`, and a base other than `model.config` `AdapterMismatchError`, naming every
-    field that differs. `trainable=True` keeps the LoRA and the task modules trainable, and freezes
-    every other module, as `add_task_adapter` does (to train further)."""
+    `task` defaults to the one in `unispeech_adapter.json`. A registry task (`asr`, `tts`, `ger`)
+    loads the folder *as* that task, so the folder must hold it (`check_adapter_task`); any other
+    name holds the folder under that name (two versions of one task side by side). A task already
+    loaded under that name is replaced. The folder is checked in full before the model is touched:
+    missing files raise `FileNotFoundError`, damaged ones `AdapterError`, another task or a base
+    other than `model.config` `AdapterMismatchError`, naming every field that differs.
+    `trainable=True` keeps the LoRA and the task modules trainable, and freezes every other module,
+    as `add_task_adapter` does (to train further)."""
     check_peft()
     path = Path(path)
+    if task is not None:
+        check_adapter_task(path, task)
+    return _load(model, path, task, trainable)
+
+
+def check_adapter_task(path: str | Path, task: str) -> None:
+    """Refuse an adapter folder that cannot serve as `task` (`AdapterMismatchError`), reading only
+    its `unispeech_adapter.json`. A registry task needs a folder recorded as that task, or, recorded
+    under a free name (a `joint` adapter), one that holds every module the task trains; a free
+    `task` name takes any folder."""
+    if task not in TASKS:
+        return
+    path = Path(path)
+    metadata = _read_metadata(path)
+    held = metadata["task"]
+    if held == task:
+        return
+    if held in TASKS:
+        raise AdapterMismatchError(
+            f"the adapter at {path} holds task {held!r}, not {task!r}: give a folder that holds task {task!r}"
+        )
+    missing = [module for module in TASKS[task].task_modules if module not in metadata["task_modules"]]
+    if missing:
+        raise AdapterMismatchError(
+            f"the adapter at {path} holds task {held!r} without the {', '.join(missing)} a {task!r} "
+            f"adapter needs: give a folder that holds task {task!r}"
+        )
+
+
+def _load(model: UnispeechLMModel, path: Path, task: str | None, trainable: bool) -> str:
+    """`load_task_adapter` without the task check: also what `add_task_adapter(start_from=...)`
+    uses to start one task from another task's adapter."""
     metadata, task_tensors = _read_folder(path)
     task = task if task is not None else metadata["task"]
     name = _adapter_name(task)
@@ -492,6 +532,14 @@ def _check_fingerprint(saved: Mapping, current: Mapping, task: str, path: Path) 
 
 def _read_folder(path: Path) -> tuple[dict, StateDict]:
     """The metadata and task-module tensors of an adapter folder, every file checked readable."""
+    metadata = _read_metadata(path)
+    _read_json(path / ADAPTER_CONFIG_FILE)
+    _read_safetensors(path / ADAPTER_WEIGHTS_FILE)
+    return metadata, _read_safetensors(path / TASK_MODULES_FILE)
+
+
+def _read_metadata(path: Path) -> dict:
+    """The `unispeech_adapter.json` of a complete adapter folder, with the keys loading needs."""
     if not path.is_dir():
         raise FileNotFoundError(f"no adapter folder at {path}")
     missing = [file for file in ADAPTER_FILES if not (path / file).is_file()]
@@ -501,12 +549,10 @@ def _read_folder(path: Path) -> tuple[dict, StateDict]:
             f"(save_task_adapter writes {', '.join(ADAPTER_FILES)})"
         )
     metadata = _read_json(path / METADATA_FILE)
-    _read_json(path / ADAPTER_CONFIG_FILE)
     absent = [key for key in ("task", "task_modules", "base") if key not in metadata]
     if absent:
         raise AdapterError(f"{path / METADATA_FILE} lacks {', '.join(absent)}: save the adapter again")
-    _read_safetensors(path / ADAPTER_WEIGHTS_FILE)
-    return metadata, _read_safetensors(path / TASK_MODULES_FILE)
+    return metadata
 
 
 def _read_json(file: Path) -> dict:

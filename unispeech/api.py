@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unispeech.adapters import adapter_dir, load_task_adapter, loaded_tasks, set_task
+from unispeech.adapters import adapter_dir, check_adapter_task, load_task_adapter, loaded_tasks, set_task
 from unispeech.audio import AudioSource
 from unispeech.correction import CorrectionOptions, correct
 from unispeech.modeling import UnispeechLMModel
@@ -49,7 +49,8 @@ class Unispeech:
         return loaded_tasks(self.model)
 
     def load_adapter(self, path: str | Path, task: str | None = None) -> str:
-        """Load a task adapter folder (checked against this base model); returns its task."""
+        """Load a task adapter folder (checked against this base model); returns its task. A
+        registry `task` ("asr", "tts", "ger") refuses a folder that holds another task."""
         return load_task_adapter(self.model, path, task)
 
     def set_task(self, task: str | None) -> None:
@@ -125,11 +126,13 @@ def load(
 ) -> Unispeech:
     """A model by name (from the weight cache) or from a saved folder, with its task adapters:
     `"shipped"` loads those in `adapters/<name>/` that exist, a path loads every task folder under
-    it, `None` none."""
+    it (`<path>/asr/` must hold an ASR adapter, and so on), `None` none."""
     if adapters not in (None, "shipped"):
         tasks = [task for task in TASKS if (Path(adapters) / task).is_dir()]
         if not tasks:
             raise FileNotFoundError(f"no task adapter folders ({', '.join(TASKS)}) in {adapters}")
+        for task in tasks:  # a folder of the wrong task is refused before the model loads
+            check_adapter_task(Path(adapters) / task, task)
     parts = load_parts(name_or_path, attn_implementation)
     speech = Unispeech(parts.model, parts.processor, parts.vocoder)
     if adapters is not None:

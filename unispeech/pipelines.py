@@ -13,8 +13,8 @@ follows transformers' contract: `_sanitize_parameters` returns only what the cal
 `preprocess` normalises the input, `_forward` is the one model call (through the task functions of
 `transcription.py`, `synthesis.py`, `correction.py`), `postprocess` returns a plain dict. A
 pipeline over a named model's cached base (`smol`) loads the adapter shipped for its task, as
-`unispeech.load` does; `adapter=PATH` loads another task adapter folder instead, `adapter=None`
-none.
+`unispeech.load` does; `adapter=PATH` loads another adapter folder of the pipeline's task instead
+(one of another task is refused), `adapter=None` none.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ class _UnispeechPipeline(Pipeline):
         self.speech = Unispeech(model, UnispeechLMProcessor(tokenizer, model.config), vocoder)
         if adapter == SHIPPED:
             adapter = _shipped_adapter(model.name_or_path, self.adapter_task)
-        if adapter is not None:
-            self.speech.load_adapter(adapter)
+        if adapter is not None:  # loaded as the pipeline's task: a folder of another task is refused
+            self.speech.load_adapter(adapter, self.adapter_task)
 
 
 def _shipped_adapter(model_dir: str, task: str) -> Path | None:
