@@ -71,6 +71,18 @@ def test_many_lists_need_one_recording_each(speech):
         speech.correct([["a"], ["b"]], audio=noise_clip(0.3, 16000))
 
 
+@pytest.mark.parametrize(
+    "nbest", [42, None, "one string", [1, 2], [["a b"], 3], [["a b", 2]], {"input": ["a b"]}]
+)
+def test_correct_says_what_it_takes(speech, nbest):
+    with pytest.raises(ValueError) as raised:
+        speech.correct(nbest)
+    assert str(raised.value).startswith(
+        "correct takes an N-best list (a list of strings, best first) or a list of such lists, "
+        f"got {type(nbest).__name__} "
+    )
+
+
 def test_an_adapter_folder_of_another_task_is_refused_before_the_model_loads(tiny_dir, tmp_path, monkeypatch):
     model, _ = tiny_model()
     add_task_adapter(model, "tts")

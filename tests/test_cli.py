@@ -215,7 +215,13 @@ def test_correct_reads_json_from_stdin_or_a_file(capsys, monkeypatch, tiny_dir, 
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"), [("", "empty input"), ("{not json", "not JSON"), ("[1, 2]", "list of strings")]
+    ("payload", "message"),
+    [
+        ("", "empty input"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "list of strings"),
+        ("42", "list of strings"),
+    ],
 )
 def test_correct_bad_input(capsys, monkeypatch, tiny_dir, payload, message):
     import io

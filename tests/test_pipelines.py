@@ -64,8 +64,9 @@ def test_nbest_correction_inputs(tiny_dir):
     assert set(one) == {"text"}
     assert ger({"input": ["helo world", "hello world"], "output": "hello world"}) == one
     assert ger([["helo world", "hello world"], ["x"]])[0] == one
-    with pytest.raises(ValueError, match="as a list of strings"):
-        ger(42)
+    for bad in (42, {"input": ["a b", 2]}, [["a b", 2]], {"input": "a b"}):
+        with pytest.raises(ValueError, match=r"give an N-best list as a list of strings .*, got "):
+            ger(bad)
     _, forward, _ = ger._sanitize_parameters(beam_size=3)
     assert forward["options"].decoding.beam_size == 3
     assert forward["options"].decoding.no_repeat_ngram_size == LOOP_GUARD_NGRAM_SIZE, "the loop guard stays"

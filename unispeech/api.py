@@ -109,14 +109,27 @@ class Unispeech:
     ) -> str | list[str]:
         """Correct one N-best list (strings, best first) or a list of them; `audio` (one recording,
         or one per list) lets the model listen too."""
+        lists, many = _nbest_lists(nbest)
         self._use("ger")
-        many = bool(nbest) and not isinstance(nbest[0], str)
-        lists = nbest if many else [nbest]
         if many and audio is not None and not isinstance(audio, (list, tuple)):
             raise ValueError(f"{len(lists)} N-best lists need a list of as many recordings, not one")
         audios = audio if many and audio is not None else [audio] * len(lists)
         results = correct(self.model, self.processor, lists, audios, options, sampling_rate)
         return results if many else results[0]
+
+
+def _nbest_lists(nbest: object) -> tuple[list, bool]:
+    """`correct`'s input as a list of N-best lists, and whether it was many; a clear error for
+    anything but a list of strings or a list of such lists."""
+    if isinstance(nbest, (list, tuple)):
+        if all(isinstance(text, str) for text in nbest):
+            return [nbest], False
+        if all(isinstance(item, (list, tuple)) and all(isinstance(t, str) for t in item) for item in nbest):
+            return list(nbest), True
+    raise ValueError(
+        "correct takes an N-best list (a list of strings, best first) or a list of such lists, "
+        f"got {type(nbest).__name__} {nbest!r:.80}"
+    )
 
 
 def load(

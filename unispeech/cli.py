@@ -171,9 +171,9 @@ def _nbest_lists(text: str) -> list[list[str]]:
             data = [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as error:
             raise ValueError(f"the N-best input is not JSON or JSON lines: {error}") from None
-    if isinstance(data, dict) or (isinstance(data, list) and data and all(isinstance(h, str) for h in data)):
-        data = [data]
-    if not isinstance(data, list) or not data:
+    if not isinstance(data, list) or (data and all(isinstance(h, str) for h in data)):
+        data = [data]  # one list (or something that is not one: as_list says so)
+    if not data:
         raise ValueError("no N-best lists given")
     return [as_list(item) for item in data]
 

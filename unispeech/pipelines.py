@@ -209,9 +209,11 @@ class UnispeechNbestCorrectionPipeline(_UnispeechPipeline):
         return preprocess, forward, {}
 
     def preprocess(self, nbest, audio=None, sampling_rate=None):
-        if not isinstance(nbest, dict) or not isinstance(nbest.get("input"), list):
-            raise ValueError('give an N-best list as a list of strings or as {"input": [strings]}')
-        hypotheses = nbest["input"]
+        hypotheses = nbest.get("input") if isinstance(nbest, dict) else None
+        if not isinstance(hypotheses, list) or not all(isinstance(text, str) for text in hypotheses):
+            raise ValueError(
+                f'give an N-best list as a list of strings or as {{"input": [strings]}}, got {nbest!r:.80}'
+            )
         return {"nbest": hypotheses, "audio": None if audio is None else _audio(audio, sampling_rate)}
 
     def _forward(self, model_inputs, options=CorrectionOptions()):
