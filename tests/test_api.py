@@ -71,6 +71,16 @@ def test_many_lists_need_one_recording_each(speech):
         speech.correct([["a"], ["b"]], audio=noise_clip(0.3, 16000))
 
 
+def test_text_with_nothing_to_speak_fails_before_the_prompt_is_transcribed(speech, monkeypatch):
+    def must_not_transcribe(*args, **kwargs):
+        raise AssertionError("the prompt was transcribed for text with nothing to speak")
+
+    monkeypatch.setattr(speech, "transcribe", must_not_transcribe)
+    for text in ("🎉🎉", "\x00\x07"):
+        with pytest.raises(ValueError, match=r"has no letter or digit .*: nothing to speak"):
+            speech.speak(text, noise_clip(0.5, 22050), None, SynthesisOptions(steps=1), 22050)
+
+
 @pytest.mark.parametrize(
     "nbest", [42, None, "one string", [1, 2], [["a b"], 3], [["a b", 2]], {"input": ["a b"]}]
 )

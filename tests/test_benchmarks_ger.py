@@ -159,9 +159,15 @@ def test_the_rescoring_baseline_chooses_within_each_list(tiny_sdpa, tmp_path):
     model, processor = tiny_sdpa
     speech = Unispeech(model, processor, GriffinLim(model.config.mel_settings))
     path = _write(tmp_path / "n.jsonl", CASES)
-    never_moves = ger.score_ger(read_nbest(path), ger.RescoringCorrector(speech, 1e9), path, progress=False)
+    from unispeech.rescoring import Rescorer
+
+    never_moves = ger.score_ger(
+        read_nbest(path), ger.RescoringCorrector(speech, Rescorer(1e9)), path, progress=False
+    )
     assert [item.corrected for item in never_moves.items] == [hyps[0] for _, hyps, _ in CASES]
-    lm_only = ger.score_ger(read_nbest(path), ger.RescoringCorrector(speech, 0.0), path, progress=False)
+    lm_only = ger.score_ger(
+        read_nbest(path), ger.RescoringCorrector(speech, Rescorer(0.0)), path, progress=False
+    )
     for item in lm_only.items:
         scores = language_model_scores(model, processor, item.item.input)
         assert item.corrected == item.item.input[scores.index(max(scores))]
@@ -181,6 +187,8 @@ def test_the_cli_can_score_the_baseline_or_the_ungated_corrector(tmp_path, monke
     path = _write(tmp_path / "n.jsonl")
     assert main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "a"), "--no-gate"]) == 0
     assert seen == [None]
-    assert main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "b"), "--rescore", "2"]) == 0
+    assert (
+        main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "b"), "--rescore", "2", "1"]) == 0
+    )
     data = json.loads((tmp_path / "b" / "report.json").read_text())
     assert data["corrector"] == "LM rescoring" and seen == [None]

@@ -154,6 +154,8 @@ def test_speak_writes_a_wav(capsys, tiny_dir, tmp_path):
     [
         ("hello", "missing.wav", "no such voice prompt"),
         ("   ", "prompt.wav", "nothing to speak"),
+        ("🎉🎉", "prompt.wav", "has no letter or digit"),
+        ("\x07\x1b", "prompt.wav", "has no letter or digit"),
         ("hello", "prompt.wav", "steps (ODE function evaluations) must be at least 1, got 0"),
     ],
 )

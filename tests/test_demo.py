@@ -120,6 +120,7 @@ def test_correct_tab_takes_one_hypothesis_per_line(speech, client, clips, with_a
         ("/speak", ["", "prompt", "", 2, 2.0, 1.0, 0], "text is empty"),
         ("/speak", ["x" * 201, "prompt", "", 2, 2.0, 1.0, 0], "201 characters, more than the 200"),
         ("/speak", ["hi", "silent", "", 2, 2.0, 1.0, 0], "voice prompt is silent"),
+        ("/speak", ["🎉🎉", "prompt", "a b", 2, 2.0, 1.0, 0], "has no letter or digit"),
         ("/speak", ["hi", "short", "", 2, 2.0, 1.0, 0], "could not be transcribed"),
         ("/speak", ["hi", "short", "a b", 2, 2.0, 1.0, 0], "too short for a mel frame"),
         ("/speak", ["hi", "prompt", "", 0, 2.0, 1.0, 0], "less than minimum value 1"),  # a slider's bound

@@ -81,8 +81,9 @@ def test_silence_and_long_audio(asr):
 def test_text_to_audio_bad_text(tiny_dir):
     tts = pipeline("unispeech-text-to-audio", model=str(tiny_dir))
     prompt = noise_clip(0.4, 22050)
-    with pytest.raises(ValueError, match="nothing to speak"):
-        tts("   ", prompt=prompt, prompt_text="ab", prompt_sampling_rate=22050, steps=1)
+    for text in ("   ", "🎉🎉", "\x00\x07"):
+        with pytest.raises(ValueError, match="nothing to speak"):
+            tts(text, prompt=prompt, prompt_text="ab", prompt_sampling_rate=22050, steps=1)
     with pytest.raises(ValueError, match="takes a string"):
         tts({"text": "x"}, prompt=prompt, prompt_text="ab", prompt_sampling_rate=22050)
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from unispeech.adapters import active_task, add_task_adapter
-from unispeech.rescoring import calibrate_rank_weight, language_model_scores, rescore
+from unispeech.rescoring import Rescorer, calibrate_rescorer, language_model_scores
 from unispeech.testing import tiny_model
 
 
@@ -35,23 +35,29 @@ def test_the_adapter_is_off_while_scoring_and_back_after():
     assert active_task(model) == "ger"
 
 
-def test_rescoring_weighs_the_lm_against_the_rank():
+def test_rescoring_weighs_the_lm_against_the_rank_and_the_length():
     hypotheses, scores = ["a b", "a c", "a d"], [-10.0, -8.5, -7.0]
-    assert rescore(hypotheses, scores, 0.0) == "a d"
-    assert rescore(hypotheses, scores, 1.0) == "a d"  # -10, -9.5, -9
-    assert rescore(hypotheses, scores, 2.0) == "a b"  # -10, -10.5, -11
-    assert rescore([], [], 1.0) == ""
+    assert Rescorer(0.0).choose(hypotheses, scores) == "a d"
+    assert Rescorer(1.0).choose(hypotheses, scores) == "a d"  # -10, -9.5, -9
+    assert Rescorer(2.0).choose(hypotheses, scores) == "a b"  # -10, -10.5, -11
+    sentence = ["the cat sat on the mat", "the cat sat", "cat"]
+    lm = [-20.0, -12.0, -6.0]  # a total log-probability prefers the shortest
+    assert Rescorer(0.0).choose(sentence, lm) == "cat"
+    assert Rescorer(0.0, word_bonus=3.0).choose(sentence, lm) == "the cat sat on the mat"  # -2, -3, -3
+    assert Rescorer(1.0).choose([], []) == ""
     with pytest.raises(ValueError, match="3 hypotheses but 2 scores"):
-        rescore(hypotheses, scores[:2], 1.0)
+        Rescorer(1.0).choose(hypotheses, scores[:2])
 
 
-def test_the_rank_weight_with_fewest_errors_is_chosen():
-    lists = [["a b", "a c"], ["x y", "x z"]]
-    scores = [[-9.0, -8.0], [-9.0, -6.0]]  # the LM prefers the second hypothesis of both
-    references = ["a b", "x z"]  # right: the first of list 0, the second of list 1
+def test_the_weights_with_fewest_errors_are_chosen():
+    lists = [["a b", "a c"], ["x y", "x z"], ["one two three", "one"]]
+    scores = [[-9.0, -8.0], [-9.0, -6.0], [-12.0, -5.0]]  # the LM prefers the second of each
+    references = ["a b", "x z", "one two three"]  # right: list 0's first, list 1's second, list 2's first
 
     def errors(i, text):
         return int(text != references[i])
 
-    weight = calibrate_rank_weight(lists, scores, errors, weights=(0.0, 2.0, 4.0))
-    assert weight == 2.0  # keeps list 0's first (1 nat apart), takes list 1's second (3 nats)
+    rescorer = calibrate_rescorer(
+        lists, scores, errors, rank_weights=(0.0, 2.0, 4.0), word_bonuses=(0.0, 4.0)
+    )
+    assert rescorer == Rescorer(2.0, 4.0)  # 1 nat apart: keep; 3: take; 7 − 2 − 2·4 < 0: keep

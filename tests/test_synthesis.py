@@ -274,10 +274,24 @@ def test_sentences_are_split_and_long_ones_cut():
     assert split_sentences("x" * 25, max_characters=10) == ["x" * 10, "x" * 10, "x" * 5], "hard cut"
 
 
-@pytest.mark.parametrize("text", ["", "   \n\t "])
-def test_nothing_to_speak(tts, griffin_lim, prompt, text):
-    with pytest.raises(ValueError, match="nothing to speak"):
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "is empty or whitespace"),
+        ("   \n\t ", "is empty or whitespace"),
+        ("🎉🎉 🙂", "has no letter or digit"),
+        ("\x00\x07\x1b\x7f", "has no letter or digit"),
+        ("... ?! — ♪", "has no letter or digit"),
+    ],
+)
+def test_nothing_to_speak(tts, griffin_lim, prompt, text, reason):
+    with pytest.raises(ValueError, match=rf"^text .* {reason}.*: nothing to speak$"):
         speak(*tts, griffin_lim, text, prompt, PROMPT_TEXT, FAST, RATE)
+
+
+def test_pieces_with_nothing_to_say_are_left_out():
+    assert split_sentences("Hello there. 🎉🎉! Bye, 2 of you! ...") == ["Hello there.", "Bye, 2 of you!"]
+    assert split_sentences("Ünïcödé 五 ٣") == ["Ünïcödé 五 ٣"], "letters and digits of any script"
 
 
 def test_cross_fade_length_and_ramp():

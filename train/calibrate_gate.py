@@ -2,7 +2,7 @@
 
 Runs the corrector once over the lists (and once over the same lists cut to their first
 hypothesis), then picks the gate thresholds with the fewest word errors (`unispeech.benchmarks.gate`);
-calibrates the LM-rescoring baseline's rank weight on the same lists (`unispeech.rescoring`);
+calibrates the LM-rescoring baseline's weights on the same lists (`unispeech.rescoring`);
 prints both with the error rates, and writes them as JSON (`--out`) for the adapter's card.
 
     python train/calibrate_gate.py --nbest ../data/nbest/hyporadise.calibration.jsonl \
@@ -26,7 +26,7 @@ from unispeech.benchmarks.gate import calibrate_gate
 from unispeech.benchmarks.scoring import count_errors
 from unispeech.correction import CorrectionOptions, clean_hypotheses, correction_cases
 from unispeech.nbest import read_nbest
-from unispeech.rescoring import calibrate_rank_weight, language_model_scores
+from unispeech.rescoring import calibrate_rescorer, language_model_scores
 
 BATCH = 8  # lists corrected at a time
 
@@ -50,14 +50,14 @@ def gate_calibration(speech: unispeech.Unispeech, items: list) -> dict:
     }
 
 
-def rank_weight_calibration(speech: unispeech.Unispeech, items: list) -> float:
-    """The LM-rescoring baseline's rank weight with the fewest errors on `items`."""
+def rescorer_calibration(speech: unispeech.Unispeech, items: list) -> dict:
+    """The LM-rescoring baseline's weights with the fewest errors on `items`."""
     lists = [clean_hypotheses(item.input) for item in items]
     flat = iter(language_model_scores(speech.model, speech.processor, [t for h in lists for t in h]))
     scores = [[next(flat) for _ in hypotheses] for hypotheses in lists]
-    weight = calibrate_rank_weight(lists, scores, lambda i, text: count_errors(items[i].output, text).errors)
-    print(f"LM rescoring: rank weight {weight:g}")
-    return weight
+    rescorer = calibrate_rescorer(lists, scores, lambda i, text: count_errors(items[i].output, text).errors)
+    print(f"LM rescoring: rank weight {rescorer.rank_weight:g}, word bonus {rescorer.word_bonus:g}")
+    return dataclasses.asdict(rescorer)
 
 
 def main() -> None:
@@ -83,7 +83,7 @@ def main() -> None:
     record: dict = {"nbest": str(args.nbest), "lists": len(items)}
     if not baseline_only:
         record |= gate_calibration(speech, items)
-    record["rescoring_rank_weight"] = rank_weight_calibration(speech, items)
+    record["rescorer"] = rescorer_calibration(speech, items)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -23,7 +23,7 @@ from unispeech.modeling import UnispeechLMModel
 from unispeech.pretrained import load_parts
 from unispeech.processor import UnispeechLMProcessor
 from unispeech.sequences import TASKS
-from unispeech.synthesis import SynthesisOptions, speak
+from unispeech.synthesis import SynthesisOptions, speak, split_sentences
 from unispeech.transcription import Transcription, TranscriptionOptions, transcribe
 from unispeech.vocoder import Vocoder
 from unispeech.weights import MODELS
@@ -91,6 +91,7 @@ class Unispeech:
     ) -> np.ndarray:
         """`text` in the voice of the `prompt` recording, at `sample_rate`. Without `prompt_text`,
         the prompt is transcribed first."""
+        split_sentences(text)  # text with nothing to speak fails before the prompt is transcribed
         if prompt_text is None:
             prompt_text = self.transcribe(prompt, sampling_rate=prompt_sampling_rate).text
             if not prompt_text:

@@ -121,7 +121,7 @@ def _speak(args: argparse.Namespace) -> None:
     import soundfile
 
     from unispeech.audio import MelSettings, load_audio
-    from unispeech.synthesis import SynthesisOptions
+    from unispeech.synthesis import SynthesisOptions, split_sentences
 
     given = {
         name: getattr(args, name)
@@ -433,6 +433,7 @@ def _eval_ger(args: argparse.Namespace) -> None:
     from unispeech.benchmarks.report import percent, write_report
     from unispeech.correction import CorrectionOptions
     from unispeech.nbest import read_nbest
+    from unispeech.rescoring import Rescorer
 
     correction = CorrectionOptions()
     if args.no_repeat_ngram_size is not None:
@@ -450,7 +451,7 @@ def _eval_ger(args: argparse.Namespace) -> None:
         if not items:
             raise ValueError(f"{path} holds no N-best lists")
     if args.rescore is not None:
-        corrector = RescoringCorrector(_load(args), args.rescore)
+        corrector = RescoringCorrector(_load(args), Rescorer(*args.rescore))
     else:
         corrector = UnispeechCorrector(_load(args), correction, name=args.model)
     result = GerResult.combine([score_ger(items, corrector, path, options) for path, items in lists.items()])
@@ -563,8 +564,9 @@ def _add_eval_commands(commands) -> None:
     ger.add_argument(
         "--rescore",
         type=float,
-        metavar="RANK_WEIGHT",
-        help="score the LM-rescoring baseline instead (train/calibrate_gate.py calibrates the weight)",
+        nargs=2,
+        metavar=("RANK_WEIGHT", "WORD_BONUS"),
+        help="score the LM-rescoring baseline instead (train/calibrate_gate.py calibrates the weights)",
     )
     ger.set_defaults(run=_eval_ger)
 

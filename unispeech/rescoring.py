@@ -2,14 +2,17 @@
 
 What anyone would try first with an LM and an N-best list: score each hypothesis as plain text
 with the bare backbone (no adapter: `[bos] hypothesis [eos]`), subtract `rank_weight` nats per
-place down the recogniser's ranking (so the recogniser's own preference counts too), and keep the
-best. It only chooses: it can never write a word no hypothesis holds. `rank_weight` is calibrated,
-like the corrector's gate, on training-side lists (`calibrate_rank_weight`).
+place down the recogniser's ranking (so the recogniser's own preference counts too), add
+`word_bonus` nats per word (the insertion bonus of ASR rescoring: a total log-probability
+otherwise prefers the shortest hypothesis, "is" for a whole sentence), and keep the best. It only
+chooses: it can never write a word no hypothesis holds. Both weights are calibrated, like the
+corrector's gate, on training-side lists (`calibrate_rescorer`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -20,6 +23,27 @@ from unispeech.sequences import IGNORE_INDEX
 
 SCORING_BATCH = 16  # hypotheses scored in one forward pass
 RANK_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+WORD_BONUSES = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+
+
+@dataclass(frozen=True)
+class Rescorer:
+    """A hypothesis' worth: LM log-probability − `rank_weight` · rank + `word_bonus` · words (nats)."""
+
+    rank_weight: float
+    word_bonus: float = 0.0
+
+    def choose(self, hypotheses: Sequence[str], scores: Sequence[float]) -> str:
+        """The hypothesis (best first) worth most; the higher-ranked of equals."""
+        if len(hypotheses) != len(scores):
+            raise ValueError(f"{len(hypotheses)} hypotheses but {len(scores)} scores")
+        if not hypotheses:
+            return ""
+
+        def worth(rank: int) -> float:
+            return scores[rank] - self.rank_weight * rank + self.word_bonus * len(hypotheses[rank].split())
+
+        return hypotheses[max(range(len(hypotheses)), key=worth)]
 
 
 @torch.inference_mode()
@@ -53,23 +77,15 @@ def language_model_scores(
     return scores
 
 
-def rescore(hypotheses: Sequence[str], scores: Sequence[float], rank_weight: float) -> str:
-    """The hypothesis (best first) with the highest LM score less `rank_weight` per rank."""
-    if len(hypotheses) != len(scores):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(scores)} scores")
-    if not hypotheses:
-        return ""
-    return hypotheses[max(range(len(hypotheses)), key=lambda rank: scores[rank] - rank_weight * rank)]
-
-
-def calibrate_rank_weight(
+def calibrate_rescorer(
     nbest_lists: Sequence[Sequence[str]],
     scores: Sequence[Sequence[float]],
     errors: Callable[[int, str], int],
-    weights: Sequence[float] = RANK_WEIGHTS,
-) -> float:
-    """The rank weight with the fewest errors (`errors(list index, chosen text)`); the largest of equals."""
+    rank_weights: Sequence[float] = RANK_WEIGHTS,
+    word_bonuses: Sequence[float] = WORD_BONUSES,
+) -> Rescorer:
+    """The weights with the fewest errors (`errors(list index, chosen text)`); among equals, the
+    largest rank weight and smallest bonus (the closest to the recogniser's own choice)."""
     pairs = list(enumerate(zip(nbest_lists, scores, strict=True)))
-    return min(
-        sorted(weights, reverse=True), key=lambda w: sum(errors(i, rescore(h, s, w)) for i, (h, s) in pairs)
-    )
+    grid = [Rescorer(w, b) for w in sorted(rank_weights, reverse=True) for b in sorted(word_bonuses)]
+    return min(grid, key=lambda r: sum(errors(i, r.choose(h, s)) for i, (h, s) in pairs))

@@ -38,7 +38,7 @@ from unispeech.correction import CorrectionOptions, clean_hypotheses
 from unispeech.evaluation import oracle_hypothesis
 from unispeech.manifest import DEFAULT_LANGUAGE
 from unispeech.nbest import NbestItem
-from unispeech.rescoring import language_model_scores, rescore
+from unispeech.rescoring import Rescorer, language_model_scores
 
 if TYPE_CHECKING:
     from unispeech.api import Unispeech
@@ -71,10 +71,10 @@ class UnispeechCorrector:
 @dataclass
 class RescoringCorrector:
     """The baseline anyone would try (`unispeech.rescoring`): the bare backbone's LM score of each
-    hypothesis, less `rank_weight` nats per rank; it only chooses, and never listens."""
+    hypothesis, weighed against its rank and length; it only chooses, and never listens."""
 
     speech: Unispeech
-    rank_weight: float
+    rescorer: Rescorer
     name: str = "LM rescoring"
 
     def correct(self, nbest_lists: Sequence[Sequence[str]], audios: Sequence[Path | None]) -> list[str]:
@@ -82,7 +82,7 @@ class RescoringCorrector:
         scores = iter(
             language_model_scores(self.speech.model, self.speech.processor, [t for h in lists for t in h])
         )
-        return [rescore(h, [next(scores) for _ in h], self.rank_weight) for h in lists]
+        return [self.rescorer.choose(h, [next(scores) for _ in h]) for h in lists]
 
 
 @dataclass(frozen=True)
