@@ -128,8 +128,7 @@ def _speak(args: argparse.Namespace) -> None:
         for name in ("steps", "guidance_strength", "sway", "speed", "duration", "seed")
     }
     options = SynthesisOptions(**{name: value for name, value in given.items() if value is not None})
-    if not args.text.strip():
-        raise ValueError("nothing to speak: the text is empty")
+    split_sentences(args.text)  # empty text, or text with no letter or digit: nothing to speak
     if not args.prompt.is_file():
         raise FileNotFoundError(f"no such voice prompt: {args.prompt}")
     rate = MelSettings().sample_rate
