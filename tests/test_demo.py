@@ -1,6 +1,7 @@
 """The Gradio demo, served on 127.0.0.1 with the tiny random model and driven like a user would:
 through `gradio_client` for every tab, and once through a headless Chromium (`browser` marker)."""
 
+import contextlib
 import shutil
 import socket
 import time
@@ -17,7 +18,7 @@ from tests.conftest import noise_clip
 from unispeech.api import load
 from unispeech.cli import main
 from unispeech.decoding import DecodingOptions
-from unispeech.demo import MEL_ROW_HEIGHT, DemoSettings, launch, mel_picture
+from unispeech.demo import MEL_ROW_HEIGHT, DemoSettings, launch, mel_picture, page_text
 from unispeech.transcription import TranscriptionOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 vs gradio's
@@ -135,6 +136,23 @@ def test_bad_requests_come_back_as_messages(client, clips, api_name, inputs, mes
     assert "/tmp" not in str(caught.value) and "Traceback" not in str(caught.value)
 
 
+def test_messages_reach_a_client_as_written(client, clips):
+    with pytest.raises(AppError) as caught:
+        client.predict("🎉 '!'", handle_file(clips["prompt"]), "a b", 2, 2.0, 1.0, 0, api_name="/speak")
+    assert caught.value.message == (
+        "text \"🎉 '!'\" has no letter or digit (only symbols such as emoji, punctuation or control "
+        "characters): nothing to speak"
+    ), "no HTML escapes (&#x27;) for an API client"
+
+
+def test_page_text_escapes_only_what_html_would_read_as_markup():
+    plain = 'it\'s "quoted": 3 < 4 & 5 > 2, a<-b, tom & jerry'
+    assert page_text(plain) == plain
+    assert page_text("<b>bold</b> <!-- c --> &amp; &#39; &lt") == (
+        "&lt;b>bold&lt;/b> &lt;!-- c --> &amp;amp; &amp;#39; &amp;lt"
+    )
+
+
 def test_an_upload_over_the_size_limit_is_refused_by_the_client_and_the_server(server, client, clips):
     import httpx
 
@@ -207,27 +225,41 @@ def test_an_adapter_folder_of_another_task_stops_the_demo_before_it_serves(
     assert code == 2 and f"the adapter at {folder} holds task 'tts', not 'asr'" in capsys.readouterr().err
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="needs Chromium and its driver: apt-get install chromium chromium-driver",
 )
-def test_transcribe_in_a_real_browser(speech, server, clips, tmp_path):
-    """Upload a wav in headless Chromium, click Transcribe, read the transcript off the page.
-    A screenshot of the page is saved as tmp_path / 'transcribe.png'."""
+
+
+@contextlib.contextmanager
+def chromium(screenshot):
+    """A headless Chromium (the system's driver, nothing downloaded); `screenshot` is saved at the end."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (dev extra)")
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1280,1200")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no driver download
-    screenshot = tmp_path / "transcribe.png"
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
+        yield driver
+    finally:
+        driver.save_screenshot(str(screenshot))
+        driver.quit()
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_transcribe_in_a_real_browser(speech, server, clips, tmp_path):
+    """Upload a wav in headless Chromium, click Transcribe, read the transcript off the page.
+    A screenshot of the page is saved as tmp_path / 'transcribe.png'."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    screenshot = tmp_path / "transcribe.png"
+    with chromium(screenshot) as driver:
         driver.get(server)
         wait = WebDriverWait(driver, 30)
         upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#transcribe-audio input[type=file]"))
@@ -238,11 +270,32 @@ def test_transcribe_in_a_real_browser(speech, server, clips, tmp_path):
         wait.until(lambda d: transcript.get_attribute("value"))
         text = transcript.get_attribute("value")
         timing = driver.find_element(By.CSS_SELECTOR, "#transcribe-timing").text
-    finally:
-        driver.save_screenshot(str(screenshot))
-        driver.quit()
     expected = speech.transcribe(str(clips["speech"])).text
     assert expected and text == expected
     assert timing.startswith("1.00 s of audio transcribed in")
     assert screenshot.stat().st_size > 0
     print(f"screenshot of the page: {screenshot}")
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_an_error_shows_in_the_page_as_written(server, clips, tmp_path):
+    """The page renders error messages as HTML: text that looks like markup still shows as written."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    text = "♪ '<!--' & ♫"  # no letter or digit: refused, and echoed in the message
+    with chromium(tmp_path / "error.png") as driver:
+        driver.get(server)
+        wait = WebDriverWait(driver, 30)
+        wait.until(
+            lambda d: d.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Speak']")
+        ).click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#speak-text textarea")).send_keys(text)
+        driver.find_element(By.CSS_SELECTOR, "#speak-prompt input[type=file]").send_keys(str(clips["prompt"]))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#speak-prompt audio"))  # uploaded
+        driver.find_element(By.CSS_SELECTOR, "#speak-prompt-text textarea").send_keys("a b")
+        driver.find_element(By.CSS_SELECTOR, "#speak-button").click()
+        toast = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid='toast-text']"))
+        shown = toast.text
+    assert f"text {text!r} has no letter or digit" in shown, shown

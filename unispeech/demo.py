@@ -4,9 +4,10 @@
 `demo/app.py` call it); nothing is built at import. Every request is checked before the model runs:
 an upload must be readable, finite, not silent and at most `max_audio_seconds` long (the length is
 read from the file's header, before decoding it); text at most `max_text_chars`. What a user did
-wrong comes back as a message in the page (`gr.Error`), never a traceback, and one bad request never
-stops the server. Requests wait in a queue of at most `queue_size`; beyond that they are refused.
-The model is shared (and switching its task adapter is global state), so calls into it take turns.
+wrong comes back as a message in the page (`gr.Error`, as plain text: `page_text`), never a
+traceback, and one bad request never stops the server. Requests wait in a queue of at most
+`queue_size`; beyond that they are refused. The model is shared (and switching its task adapter
+is global state), so calls into it take turns.
 
 Shapes: `T` samples, `M` mel bins, `F` frames.
 """
@@ -17,6 +18,7 @@ import functools
 import html
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +41,8 @@ BYTES_PER_MB = 2**20
 SILENCE_PEAK = TranscriptionOptions().silence_peak  # quieter recordings hold nothing to hear
 MAX_NBEST = 8  # the largest N-best list the Transcribe tab offers
 MAX_HYPOTHESES = 20  # the longest N-best list the Correct tab takes
+# What HTML reads as markup in text: `<` before a tag name, `/`, `!` or `?`; `&` before a reference.
+MARKUP_START = re.compile(r"<(?=[A-Za-z/!?])|&(?=[#A-Za-z0-9])")
 MEL_ROW_HEIGHT = 3  # pixel rows per mel bin in the spectrogram picture
 PALETTE = np.array(  # dark blue → purple → orange → pale yellow, low → high energy
     [[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]],
@@ -141,6 +145,14 @@ def _to_int16(audio: np.ndarray) -> np.ndarray:
     return (np.clip(audio, -1, 1) * np.iinfo(np.int16).max).astype(np.int16)
 
 
+def page_text(message: str) -> str:
+    """`message` as HTML that the page shows as written, changed as little as can be: gradio
+    renders an error as HTML, but gradio_client users read the same string, so only a `<` that
+    would open markup and an `&` that would start a character reference are escaped (quotes and
+    everything else arrive verbatim)."""
+    return MARKUP_START.sub(lambda match: html.escape(match.group()), message)
+
+
 def _shown(handler: Callable) -> Callable:
     """`handler` with every error turned into a message in the page: the user's own mistakes with
     their reason, anything else as an internal error (logged with its traceback)."""
@@ -153,7 +165,7 @@ def _shown(handler: Callable) -> Callable:
             raise
         except (ValueError, OSError) as error:  # AudioError is a ValueError
             logger.info("refused a request: %s", error)
-            raise gr.Error(html.escape(str(error)), print_exception=False) from None
+            raise gr.Error(page_text(str(error)), print_exception=False) from None
         except Exception as error:
             logger.exception("a demo request failed")
             raise gr.Error(
@@ -266,11 +278,19 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
             )
             transcribe_timing = gr.Markdown(elem_id="transcribe-timing")
         with gr.Tab("Speak"):
-            speak_text = gr.Textbox(label="Text to say", lines=3, max_length=settings.max_text_chars)
-            prompt_in = gr.Audio(
-                sources=["upload", "microphone"], type="filepath", format=None, label="Voice prompt"
+            speak_text = gr.Textbox(
+                label="Text to say", lines=3, max_length=settings.max_text_chars, elem_id="speak-text"
             )
-            prompt_text = gr.Textbox(label="What the prompt says (optional: transcribed if empty)")
+            prompt_in = gr.Audio(
+                sources=["upload", "microphone"],
+                type="filepath",
+                format=None,
+                label="Voice prompt",
+                elem_id="speak-prompt",
+            )
+            prompt_text = gr.Textbox(
+                label="What the prompt says (optional: transcribed if empty)", elem_id="speak-prompt-text"
+            )
             defaults = SynthesisOptions()
             with gr.Row():
                 steps = gr.Slider(1, 64, value=16, step=1, label="Steps (NFE)")
@@ -279,7 +299,7 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
                 )
                 speed = gr.Slider(0.5, 2, value=defaults.speed, step=0.05, label="Speed")
                 seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="Seed")
-            speak_button = gr.Button("Speak", variant="primary")
+            speak_button = gr.Button("Speak", variant="primary", elem_id="speak-button")
             audio_out = gr.Audio(type="numpy", format="wav", label="Speech", interactive=False)
             mel_out = gr.Image(type="numpy", format="png", label="Mel spectrogram", interactive=False)
             speak_timing = gr.Markdown()
