@@ -84,6 +84,27 @@ def test_incomplete_checkpoints_are_skipped(tmp_path, caplog, damage, problem):
     assert latest_checkpoint(tmp_path) is None
 
 
+def test_a_step_written_again_after_a_kill_starts_from_an_empty_staging_folder(tmp_path):
+    killed = _save(tmp_path, 4, payload=b"killed attempt" * 100)
+    (killed / "rng-1.pt").write_bytes(b"from the killed attempt")
+    (killed / f"{CHECKSUMS_FILE}.partial").write_text("{}")  # killed inside publish
+    assert list(staging_folder(tmp_path, 4, fresh=True).iterdir()) == []
+    folder = publish(_save(tmp_path, 4))
+    assert sorted(json.loads((folder / CHECKSUMS_FILE).read_text())) == [
+        "trainable.safetensors",
+        "trainer.json",
+    ]
+    assert verify(folder) is None
+
+
+def test_publish_leaves_a_partial_checksum_file_out(tmp_path):
+    staging = _save(tmp_path, 5)
+    (staging / f"{CHECKSUMS_FILE}.partial").write_text("{}")  # an earlier publish killed half-way
+    folder = publish(staging)
+    assert f"{CHECKSUMS_FILE}.partial" not in json.loads((folder / CHECKSUMS_FILE).read_text())
+    assert verify(folder) is None and latest_checkpoint(tmp_path) == folder
+
+
 def test_a_file_added_after_publishing_is_not_checked(tmp_path):
     folder = publish(_save(tmp_path, 3))
     (folder / "notes.txt").write_text("not part of the checkpoint")

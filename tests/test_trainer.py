@@ -14,8 +14,16 @@ import soundfile
 import torch
 from safetensors.torch import load_file
 
+from unispeech import trainer as trainer_module
 from unispeech.adapters import load_task_adapter
-from unispeech.checkpoints import checkpoints
+from unispeech.checkpoints import (
+    CHECKSUMS_FILE,
+    STAGING_PREFIX,
+    checkpoint_name,
+    checkpoints,
+    latest_checkpoint,
+    verify,
+)
 from unispeech.recipes import Source, load_recipe, recipe_from_dict
 from unispeech.testing import noise, tiny_model
 from unispeech.trainer import ADAPTER_FOLDER, CHECKPOINT_FOLDER, METRICS_FILE, TRAINABLE_FILE, Trainer
@@ -160,6 +168,84 @@ def test_a_damaged_latest_checkpoint_is_passed_over(manifest, tmp_path, caplog):
     assert Trainer(recipe, resume=True, show_progress=False).train().step == 6
     assert "skipping the checkpoint of step 4" in caplog.text
     assert "resumed from" in caplog.text and "step-00000002" in caplog.text
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: no `except` in the trainer catches it, so nothing more is written."""
+
+
+KILLED_STEP = 4  # the kill lands while the checkpoint of this step is written
+KILLED_STAGING = f"{STAGING_PREFIX}{checkpoint_name(KILLED_STEP)}"
+
+
+def _kill_after_writing_the_weights(monkeypatch):
+    original = trainer_module.save_file
+
+    def save_file(tensors, path, *args, **kwargs):
+        original(tensors, path, *args, **kwargs)
+        if Path(path).parent.name == KILLED_STAGING:
+            raise Killed(f"after {Path(path).name}, before the optimiser state")
+
+    monkeypatch.setattr(trainer_module, "save_file", save_file)
+
+
+def _kill_on_replacing(name: str):
+    """A kill at the `os.replace` that would rename `name` (in the killed step's staging folder)."""
+
+    def inject(monkeypatch):
+        original = os.replace
+
+        def replace_file(source, destination, *args, **kwargs):
+            source = Path(source)
+            if source.name == name and KILLED_STAGING in (source.name, source.parent.name):
+                raise Killed(f"before renaming {name}")
+            return original(source, destination, *args, **kwargs)
+
+        monkeypatch.setattr(os, "replace", replace_file)
+
+    return inject
+
+
+KILL_POINTS = {
+    "between two files": _kill_after_writing_the_weights,
+    "checksums half-written": _kill_on_replacing(f"{CHECKSUMS_FILE}.partial"),
+    "sealed, not yet renamed": _kill_on_replacing(KILLED_STAGING),
+}
+
+
+@pytest.fixture(scope="module")
+def straight_run(manifest, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The trained weights of the recipe run straight through, unkilled."""
+    output = tmp_path_factory.mktemp("straight") / "run"
+    Trainer(make_recipe(manifest, output), show_progress=False).train()
+    return trained_weights(output)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_kill_while_a_checkpoint_is_written_is_resumed_exactly(
+    manifest, tmp_path, monkeypatch, straight_run, point
+):
+    recipe = make_recipe(manifest, tmp_path / "run")  # checkpoints at steps 2, 4 and 6
+    root = tmp_path / "run" / CHECKPOINT_FOLDER
+    with monkeypatch.context() as patched:
+        KILL_POINTS[point](patched)
+        with pytest.raises(Killed):
+            Trainer(recipe, show_progress=False).train()
+    assert [step for step, _ in checkpoints(root)] == [2], "the checkpoint being written is none"
+    assert (root / KILLED_STAGING).is_dir(), "the kill left the staging folder behind"
+    assert latest_checkpoint(root).name == checkpoint_name(2)
+
+    assert Trainer(recipe, resume=True, show_progress=False).train().step == 6
+    published = checkpoints(root)
+    assert [step for step, _ in published] == [2, 4, 6]
+    assert all(verify(folder) is None for _, folder in published), "every checkpoint written again is sound"
+    assert not list(root.glob(f"{STAGING_PREFIX}*"))
+    actual = trained_weights(tmp_path / "run")
+    assert actual.keys() == straight_run.keys()
+    for name in straight_run:
+        torch.testing.assert_close(actual[name], straight_run[name], rtol=1e-5, atol=1e-6, msg=name)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / METRICS_FILE).open()]
+    assert [s for s in steps if s] == sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
 
 
 def test_resume_refuses_a_changed_recipe_and_a_fresh_run_refuses_old_checkpoints(manifest, tmp_path):

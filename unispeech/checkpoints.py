@@ -5,7 +5,8 @@ A checkpoint is a folder `step-00001234/` under a run's `checkpoints/`: the trai
 back with `weights_only=True`), one `rng-<rank>.pt` per process, and `trainer.json` (step, config).
 It is written into a hidden staging folder and renamed into place only when complete, with
 `checksums.json` (the sha256 of every other file) written last; so a killed run never leaves a
-half-written folder that looks like a checkpoint. `latest_checkpoint` walks from the newest
+half-written folder that looks like a checkpoint, and a rerun of that step starts from an empty
+staging folder. `latest_checkpoint` walks from the newest
 checkpoint back and returns the first whose files all match their checksums, logging each
 damaged one it passes over. `prune` keeps the newest `keep`.
 """
@@ -32,19 +33,25 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
-def staging_folder(root: str | Path, step: int) -> Path:
-    """Where the checkpoint of `step` is assembled (every process writes its part there)."""
+def staging_folder(root: str | Path, step: int, fresh: bool = False) -> Path:
+    """Where the checkpoint of `step` is assembled (every process writes its part there). `fresh`
+    empties what an attempt killed while writing this step left there (one process asks for it,
+    before the others write)."""
     folder = Path(root) / f"{STAGING_PREFIX}{checkpoint_name(step)}"
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
 def publish(staging: Path) -> Path:
     """Seal a complete staging folder (checksums last) and rename it into place; returns its path."""
-    checksums = {
-        file.name: sha256_of(file) for file in sorted(staging.iterdir()) if file.name != CHECKSUMS_FILE
-    }
     partial = staging / f"{CHECKSUMS_FILE}.partial"
+    checksums = {
+        file.name: sha256_of(file)
+        for file in sorted(staging.iterdir())
+        if file.name not in (CHECKSUMS_FILE, partial.name)  # a killed attempt's partial is no part
+    }
     partial.write_text(json.dumps(checksums, indent=2) + "\n")
     os.replace(partial, staging / CHECKSUMS_FILE)
     final = staging.with_name(staging.name.removeprefix(STAGING_PREFIX))

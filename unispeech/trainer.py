@@ -403,6 +403,9 @@ class Trainer:
     def _save(self, accelerator, module, optimizer, scheduler, generator, step: int) -> None:
         root = self.output / CHECKPOINT_FOLDER
         accelerator.wait_for_everyone()
+        if accelerator.is_main_process:  # what a run killed while writing this step left goes
+            staging_folder(root, step, fresh=True)
+        accelerator.wait_for_everyone()
         staging = staging_folder(root, step)
         torch.save(_rng_state(generator), staging / f"rng-{accelerator.process_index}.pt")
         if accelerator.is_main_process:
