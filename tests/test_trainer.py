@@ -302,6 +302,24 @@ def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
     assert {"text_loss/asr", "tts_loss/tts"} <= logged
 
 
+def test_the_shipped_tiny_recipe_trains_as_written(tmp_path, monkeypatch):
+    """`unispeech train --config train/configs/tiny.yaml` from the repository root: its manifest
+    is the bundled sample's (only where the run writes is moved here)."""
+    from unispeech.manifest import read_manifest
+    from unispeech.samples import LJSPEECH_SAMPLE
+
+    monkeypatch.chdir(REPOSITORY)
+    recipe = load_recipe(
+        REPOSITORY / "train" / "configs" / "tiny.yaml",
+        [f"output={tmp_path / 'run'}", f"feature_cache={tmp_path / 'features'}"],
+    )
+    [utterance] = read_manifest(recipe.sources[0].manifest)
+    assert utterance.path(recipe.sources[0].manifest).samefile(LJSPEECH_SAMPLE.path)
+    assert utterance.text == LJSPEECH_SAMPLE.text
+    result = Trainer(recipe, show_progress=False).train()
+    assert result.step == recipe.steps and (result.adapter / "unispeech_adapter.json").is_file()
+
+
 def test_two_processes_under_accelerate_launch(manifest, tmp_path):
     # `--cpu` alone runs one process unless MPI is set up; `--multi_gpu` starts torchrun, and on a
     # machine without GPUs the trainer's processes meet over gloo

@@ -1,7 +1,8 @@
 """Bundled sample audio: one short real recording for examples, the CLI and real-weight tests.
 
 `LJ001-0174.wav` is from LJSpeech 1.1 (Keith Ito and Linda Johnson, 2017; public domain): one
-female speaker, 22.05 kHz, 16-bit mono, 2.5 s.
+female speaker, 22.05 kHz, 16-bit mono, 2.5 s. `manifest.jsonl` lists it with its transcript: the
+data `train/configs/tiny.yaml` trains on as shipped.
 """
 
 from __future__ import annotations
