@@ -47,6 +47,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from unispeech.files import atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENVIRONMENT_VARIABLE = "UNISPEECH_CACHE"
@@ -352,9 +354,7 @@ def _read_records(folder: Path) -> dict[str, list]:
 def _write_records(folder: Path, records: dict[str, list]) -> None:
     """Replace `verified.json` atomically; a read-only cache is simply hashed at every load."""
     try:
-        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=f".{VERIFIED_NAME}-", delete=False) as file:
-            json.dump(records, file)
-        os.replace(file.name, folder / VERIFIED_NAME)
+        atomic_write_text(folder / VERIFIED_NAME, json.dumps(records))
     except OSError as error:
         logger.debug("cannot record the verified files of %s (%s): hashing them at every load", folder, error)
 
