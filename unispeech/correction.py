@@ -59,7 +59,7 @@ class NoHarmGate:
     from, needs `single_margin`. The defaults are calibrated for the shipped smol adapter on
     training-side lists (its card gives the command)."""
 
-    margin: float = 12.0
+    margin: float = 2.0
     single_margin: float = 16.0
     max_distance: float = 0.0
 
