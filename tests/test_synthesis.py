@@ -318,7 +318,7 @@ def test_sentences_are_joined_with_the_cross_fade(tts, frame_mean, prompt):
     assert len(audio) == (sum(frames) - 2 * overlap) * HOP
 
 
-def test_ten_thousand_characters(tts, frame_mean, prompt):
+def test_ten_thousand_characters(tts, frame_mean, prompt, capsys):
     sentence = "The quick brown fox, who was rather tired, jumped over the lazy dog again. "
     rambling = " ".join(["and then"] * 60) + ". "
     text = ((sentence * 10 + rambling) * 20)[:10_000]
@@ -334,6 +334,19 @@ def test_ten_thousand_characters(tts, frame_mean, prompt):
     whole = TextRatioDuration()(prompt_seconds, prompt_text, text)
     assert 0.8 * whole < len(audio) / RATE < 1.2 * whole
     assert np.isfinite(audio).all()
+    progress = capsys.readouterr().err  # a sign of life, sentence by sentence
+    assert "speaking" in progress and f"{len(sentences)}/{len(sentences)}" in progress
+
+
+def test_one_sentence_shows_no_progress_bar(tts, frame_mean, prompt, capsys):
+    speak(*tts, frame_mean, "Just this.", prompt, PROMPT_TEXT, SynthesisOptions(steps=1), RATE)
+    assert "speaking" not in capsys.readouterr().err
+
+
+def test_text_over_the_cap_is_refused_before_any_work(tts, griffin_lim, prompt):
+    options = SynthesisOptions(max_text_characters=20)
+    with pytest.raises(ValueError, match="has 26 characters, more than max_text_characters=20"):
+        speak(*tts, griffin_lim, "Twenty-six characters, ok.", prompt, PROMPT_TEXT, options, RATE)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -381,6 +394,7 @@ def test_a_long_prompt_is_cut_with_a_warning(tts, frame_mean, caplog):
         ({"seed": -1}, "seed must be in .* got -1"),
         ({"cross_fade": -0.1}, "cross_fade must be .* got -0.1"),
         ({"max_prompt_seconds": 0}, "max_prompt_seconds must be > 0, got 0"),
+        ({"max_text_characters": 0}, "max_text_characters must be None or >= 1, got 0"),
     ],
 )
 def test_options_are_validated(changes, message):

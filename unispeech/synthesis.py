@@ -33,6 +33,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import BatchFeature, DynamicCache
 
 from unispeech.audio import AudioSource, MelSettings, load_audio
@@ -63,8 +64,9 @@ class SynthesisOptions:
     the classifier-free guidance (0: off, one row per step), `sway` the step schedule's coefficient.
     `duration` fixes the seconds of generated speech (all sentences together); None estimates it,
     scaled by 1 / `speed`. Noise comes from `seed`. `cross_fade` seconds (rounded to mel frames) join
-    sentences; prompts longer than `max_prompt_seconds` are cut. `use_prefix_cache=False` recomputes
-    the text prefix at every step (the reference path)."""
+    sentences; prompts longer than `max_prompt_seconds` are cut. `max_text_characters` refuses longer
+    text (None: any length; a long text is spoken sentence by sentence, with a progress bar).
+    `use_prefix_cache=False` recomputes the text prefix at every step (the reference path)."""
 
     steps: int = 32
     guidance_strength: float = 2.0
@@ -75,6 +77,7 @@ class SynthesisOptions:
     use_prefix_cache: bool = True
     cross_fade: float = 0.15
     max_prompt_seconds: float = 15.0
+    max_text_characters: int | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -101,6 +104,8 @@ class SynthesisOptions:
             raise ValueError(f"cross_fade must be seconds >= 0, got {self.cross_fade}")
         if not (math.isfinite(self.max_prompt_seconds) and self.max_prompt_seconds > 0):
             raise ValueError(f"max_prompt_seconds must be > 0, got {self.max_prompt_seconds}")
+        if self.max_text_characters is not None and self.max_text_characters < 1:
+            raise ValueError(f"max_text_characters must be None or >= 1, got {self.max_text_characters}")
 
     @property
     def schedule(self) -> SwaySchedule:
@@ -404,7 +409,14 @@ def speak(
     duration_estimator: DurationEstimator = TextRatioDuration(),
 ) -> np.ndarray:
     """`text` said in the voice of `prompt_audio` (whose transcript is `prompt_text`): float32
-    `(T,)` at `vocoder.sample_rate`, the generated speech only. Arrays need `prompt_sampling_rate`."""
+    `(T,)` at `vocoder.sample_rate`, the generated speech only. Arrays need `prompt_sampling_rate`.
+    Text of several sentences shows a progress bar (tqdm), one step a sentence."""
+    limit = options.max_text_characters
+    if limit is not None and isinstance(text, str) and len(text) > limit:
+        raise ValueError(
+            f"the text has {len(text)} characters, more than max_text_characters={limit}: "
+            "split it, or raise the limit (None: any length)"
+        )
     sentences = split_sentences(text)
     if not prompt_text.strip():
         raise ValueError("prompt_text is empty: cloning needs the prompt's transcript (transcribe it first)")
@@ -424,9 +436,11 @@ def speak(
     logger.info("speaking %d sentences, %.1f s before cross-fades", len(sentences), sum(frames) / frame_rate)
     generator = torch.Generator().manual_seed(options.seed)
     chunks = []
-    for sentence, count in zip(sentences, frames, strict=True):
-        mel = generate_mel(model, processor, prompt, prompt_text, sentence, count, options, generator)
-        chunks.append(vocoder(mel.T[None])[0].float().cpu().numpy())  # (F, M) → (1, M, F) → (F · hop,)
+    with tqdm(total=len(sentences), desc="speaking", unit="sentence", disable=len(sentences) < 2) as bar:
+        for sentence, count in zip(sentences, frames, strict=True):
+            mel = generate_mel(model, processor, prompt, prompt_text, sentence, count, options, generator)
+            chunks.append(vocoder(mel.T[None])[0].float().cpu().numpy())  # (F, M) → (1, M, F) → (F · hop,)
+            bar.update()
     return cross_fade(chunks, overlap_frames * settings.hop_length)
 
 
