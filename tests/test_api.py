@@ -132,13 +132,13 @@ def test_the_shipped_asr_adapter_transcribes_the_bundled_sample(shipped):
 
 @pytest.mark.real
 def test_the_shipped_ger_adapter_copies_a_right_transcript_and_leaves_short_lists_alone(shipped):
-    """The gate's work: ungated, this adapter answers short lists with a digit word ("seven" for
-    "hello world"), which it learned from spoken digits (its card)."""
+    """A right 1-best stays (whisper-base's N-best list of an LJSpeech dev clip), and so does a
+    one-item list: the previous adapter answered "hello world" with "seven"."""
     smol = shipped
     assert "ger" in smol.tasks, "adapters/smol/ger is shipped"
-    sentence = "It is of the first importance that the leather use should be fine and warm."
+    sentence = "Here and there, a book is printed in France or Germany with some pretension to good taste."
     lists = [
-        [sentence, sentence.replace("use should", "used should")],
+        [sentence, sentence.replace("pretension", "pretention")],
         ["hello world"],
         ["helo world", "hello world"],
     ]

@@ -104,7 +104,8 @@ def test_a_one_item_list_is_left_alone_unless_the_model_is_sure():
     assert GATE.choose(strays) == "hello world"
     close = GateCase(("hello word",), "hello world", {"hello world": -5.0, "hello word": -10.0})
     assert GATE.choose(close) == "hello word"  # 5 nats: enough for a list, not for one item
-    assert NoHarmGate(single_margin=4.0).choose(close) == "hello world"
+    assert NoHarmGate(single_margin=4.0, max_distance=0.5).choose(close) == "hello world"
+    assert NoHarmGate(single_margin=4.0, max_distance=0.0).choose(close) == "hello word"  # strays
 
 
 def test_gate_settings_are_checked():
