@@ -1,6 +1,8 @@
 """Loading models, and the real `smol` parts converted by `unispeech weights fetch` (tests marked
 `real`, one short clip each)."""
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -86,6 +88,8 @@ def test_the_cache_holds_the_real_backbone(smol):
     assert embedding.shape == (49152, 576)
     torch.testing.assert_close(smol.model.backbone.get_input_embeddings().weight, embedding)
     assert smol.model.backbone.config.name_or_path == "", "no conversion folder recorded as the base"
+    config = json.loads((cache_dir("smol") / "model" / "config.json").read_text())
+    assert "quantization_config" not in config["text_config"], "the weights are float32, not GGUF's"
 
 
 def test_loading_something_that_is_not_a_model(tmp_path):

@@ -285,6 +285,14 @@ def test_qlora_trains_a_step_with_a_4bit_backbone(manifest, tmp_path, tiny_dir):
     assert result.step == 2 and (result.adapter / "adapter_model.safetensors").is_file()
 
 
+def test_qlora_on_the_in_memory_tiny_model_is_refused_not_ignored(manifest, tmp_path):
+    recipe = make_recipe(manifest, tmp_path / "run", qlora=True, steps=2, ctc={"warmup_steps": 1})
+    assert recipe.model == "tiny"
+    with pytest.raises(ValueError, match="qlora: true needs a saved model"):
+        Trainer(recipe, show_progress=False).train()
+    assert not (tmp_path / "run" / "training.json").exists()
+
+
 def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
     recipe = make_recipe(
         manifest,

@@ -68,8 +68,11 @@ def assemble(
         key: dims[key] for key in ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer")
     }
     # The backbone's load path (a temporary folder when converted) would end up in every adapter's
-    # config as its base model, and peft would look for it at each save.
+    # config as its base model, and peft would look for it at each save. A GGUF source is recorded
+    # as a `quantization_config` although transformers has dequantised every weight: kept, it
+    # makes every later load refuse a BitsAndBytesConfig (QLoRA).
     text_config = backbone.config.to_dict() | {"_name_or_path": ""}
+    text_config.pop("quantization_config", None)
     config = UnispeechLMConfig(text_config=text_config, encoder_config=encoder_config, **config_overrides)
     with torch.random.fork_rng():
         torch.manual_seed(TASK_MODULE_SEED)

@@ -139,6 +139,12 @@ class Trainer:
     def _load_model(self) -> tuple[UnispeechLMModel, UnispeechLMProcessor]:
         recipe = self.recipe
         if recipe.model == TINY_MODEL:
+            if recipe.qlora:
+                raise ValueError(
+                    "qlora: true needs a saved model to load in 4 bits (a path or a cached name such "
+                    "as smol); the random tiny model is built in memory: save it first (tests use "
+                    "unispeech.testing.tiny_model(...).save_pretrained) or set qlora: false"
+                )
             from unispeech.testing import tiny_model
 
             with torch.random.fork_rng():

@@ -55,8 +55,9 @@ CACHE_ENVIRONMENT_VARIABLE = "UNISPEECH_CACHE"
 DEFAULT_CACHE = Path("~/.cache/unispeech")
 MANIFEST_NAME = "manifest.json"
 # The layout of a converted cache; a cache of another layout is converted again. 2: the projector
-# has an output norm. 3: the flow head patches 4 mel frames per position.
-CACHE_LAYOUT = 3
+# has an output norm. 3: the flow head patches 4 mel frames per position. 4: the backbone's config
+# keeps no GGUF `quantization_config` (its weights are float32), so QLoRA can load it.
+CACHE_LAYOUT = 4
 MODEL_DIR = "model"
 WHISPER_FILE = "whisper-base.safetensors"
 VOCODER_FILE = "hifigan/generator.safetensors"
