@@ -296,6 +296,8 @@ def test_an_error_shows_in_the_page_as_written(server, clips, tmp_path):
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#speak-prompt audio"))  # uploaded
         driver.find_element(By.CSS_SELECTOR, "#speak-prompt-text textarea").send_keys("a b")
         driver.find_element(By.CSS_SELECTOR, "#speak-button").click()
-        toast = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid='toast-text']"))
-        shown = toast.text
+        # the toast element appears before its text does: wait for the text
+        shown = wait.until(
+            lambda d: "".join(e.text for e in d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-text']"))
+        )
     assert f"text {text!r} has no letter or digit" in shown, shown
