@@ -328,6 +328,26 @@ def test_the_shipped_tiny_recipe_trains_as_written(tmp_path, monkeypatch):
     assert result.step == recipe.steps and (result.adapter / "unispeech_adapter.json").is_file()
 
 
+def test_log_lines_combine_every_process():
+    """Rank 0 saw two ASR batches, rank 1 one TTS batch: each loss is averaged over the batches
+    that have it, positions are summed, the slowest process sets the time."""
+    parts = [
+        trainer_module._WindowPart(
+            {"loss": 4.0, "text_loss/asr": 4.0}, {"loss": 2, "text_loss/asr": 2}, 90, 100, 2.0, 1.0
+        ),
+        trainer_module._WindowPart(
+            {"loss": 1.0, "tts_loss/tts": 1.0}, {"loss": 1, "tts_loss/tts": 1}, 60, 100, 3.0, 2.0
+        ),
+    ]
+    record = trainer_module._combine(parts)
+    assert record["loss"] == pytest.approx(5 / 3)
+    assert record["text_loss/asr"] == 2.0 and record["tts_loss/tts"] == 1.0
+    assert record["tokens_per_second"] == pytest.approx(150 / 3.0)
+    assert record["padded_fraction"] == pytest.approx(0.25)
+    assert record["peak_memory_gb"] == 2.0
+    assert trainer_module._combine(parts[:1])["tokens_per_second"] == pytest.approx(45.0)
+
+
 def test_two_processes_under_accelerate_launch(manifest, tmp_path):
     # `--cpu` alone runs one process unless MPI is set up; `--multi_gpu` starts torchrun, and on a
     # machine without GPUs the trainer's processes meet over gloo
@@ -372,3 +392,6 @@ def test_two_processes_under_accelerate_launch(manifest, tmp_path):
         p.name for p in checkpoints(output / CHECKPOINT_FOLDER)[-1][1].iterdir()
     }
     assert (output / ADAPTER_FOLDER / "unispeech_adapter.json").is_file()
+    lines = [json.loads(line) for line in (output / METRICS_FILE).read_text().splitlines()]
+    logged = [line["step"] for line in lines if "loss" in line]
+    assert logged == sorted(set(logged)) and logged[-1] == 4  # one line a step, from the main process

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.utils import gather_object
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -316,7 +317,7 @@ class Trainer:
                     self.on_step(step)
                 stop = self._agree_to_stop(accelerator)
                 if step % recipe.log_every == 0 or step == recipe.steps or stop:
-                    record = window.flush(step, scheduler.get_last_lr())
+                    record = window.flush(step, scheduler.get_last_lr(), accelerator)
                     bar.set_postfix(loss=f"{record['loss']:.3f}", pad=f"{record['padded_fraction']:.1%}")
                     self._log(accelerator, record)
                 if recipe.dev.manifest and (step % recipe.dev.every == 0 or step == recipe.steps):
@@ -490,19 +491,43 @@ class _Window:
         self.real += int(attention_mask.sum())
         self.padded += attention_mask.numel()
 
-    def flush(self, step: int, lrs: list[float]) -> dict:
+    def flush(self, step: int, lrs: list[float], accelerator: Accelerator) -> dict:
+        """The log line of the window, over every process (each calls this at the same step)."""
         seconds = time.perf_counter() - self.start
-        record = {"step": step, **{k: self.sums[k] / self.counts[k] for k in sorted(self.sums)}}
-        record.update(
-            lr=lrs[0],
-            module_lr=lrs[-1],
-            tokens_per_second=self.real / seconds,
-            padded_fraction=1 - self.real / max(self.padded, 1),
-            peak_memory_gb=_peak_memory_gb(),
-            time=time.time(),
-        )
+        mine = _WindowPart(self.sums, self.counts, self.real, self.padded, seconds, _peak_memory_gb())
+        parts = gather_object([mine]) if accelerator.num_processes > 1 else [mine]
         self.reset()
-        return record
+        return {"step": step, **_combine(parts), "lr": lrs[0], "module_lr": lrs[-1], "time": time.time()}
+
+
+@dataclass
+class _WindowPart:
+    """One process's sums over a log window."""
+
+    sums: dict[str, float]
+    counts: dict[str, int]
+    real: int
+    padded: int
+    seconds: float
+    peak_memory_gb: float
+
+
+def _combine(parts: list[_WindowPart]) -> dict[str, float]:
+    """The figures of all processes together: each loss averaged over every process's batches,
+    throughput over all positions in the slowest process's time, the largest peak memory."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.sums.items():
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + part.counts[key]
+    real, padded = sum(p.real for p in parts), sum(p.padded for p in parts)
+    return {
+        **{key: sums[key] / counts[key] for key in sorted(sums)},
+        "tokens_per_second": real / max(p.seconds for p in parts),
+        "padded_fraction": 1 - real / max(padded, 1),
+        "peak_memory_gb": max(p.peak_memory_gb for p in parts),
+    }
 
 
 def _peak_memory_gb() -> float:
