@@ -119,3 +119,10 @@ def test_a_vocoder_that_reads_another_mel_is_refused(tmp_path):
     (tmp_path / "generator.safetensors").write_bytes(b"corrupt")
     with pytest.raises(WeightsError, match="cannot read the vocoder"):
         load_vocoder(tmp_path / "generator.safetensors")
+
+
+def test_fetching_an_unknown_model_names_the_known_ones():
+    from unispeech.pretrained import fetch_model
+
+    with pytest.raises(ValueError, match="unknown model 'big': one of smol"):
+        fetch_model("big")

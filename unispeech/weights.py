@@ -225,22 +225,20 @@ def fetch(
     root: Path | None = None,
     wheels_dir: Path | None = None,
     force: bool = False,
-    convert: Callable[[FetchedFiles, Path], None] | None = None,
+    *,
+    convert: Callable[[FetchedFiles, Path], None],
 ) -> Path:
     """Download, verify and convert `name` into the cache once; return its folder.
 
     An existing complete cache is kept (`force` rebuilds it). `convert(files, staging)` writes the
-    converted parts into the staging folder; it defaults to `pretrained.convert_smol`.
+    converted parts into the staging folder: the model layer's converter, passed in so that this
+    module imports nothing above it (`pretrained.fetch_model` passes `convert_smol`).
     """
     sources = _sources(name)
     target = cache_dir(name, root)
     if not force and is_complete(target):
         logger.info("%s is already in the cache at %s", name, target)
         return target
-    if convert is None:
-        from unispeech.pretrained import convert_smol
-
-        convert = convert_smol
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}-staging-", dir=target.parent) as work:
         work = Path(work)
