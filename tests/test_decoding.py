@@ -5,18 +5,13 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.decoding import DecodingOptions, decode, rank_score
+from unispeech.decoding import DecodingOptions, decode, decode_samples, embed_prompts, rank_score
 from unispeech.processor import AsrSample
 
 
 def _prompts(model, processor, seconds=(0.6, 0.25, 0.4)):
-    batch = processor(
-        [AsrSample(noise_clip(s, 16000, seed=i), None, 16000) for i, s in enumerate(seconds)],
-        padding_side="left",
-    )
-    speech = model.encode_speech(batch["input_features"], batch["feature_lengths"])
-    embeddings = model.embed_inputs(batch["input_ids"], batch["marker_ids"], batch["speech_mask"], speech)
-    return embeddings, batch["attention_mask"]
+    samples = [AsrSample(noise_clip(s, 16000, seed=i), None, 16000) for i, s in enumerate(seconds)]
+    return embed_prompts(model, processor, samples)
 
 
 @pytest.fixture
@@ -134,3 +129,34 @@ def test_options_are_validated():
 def test_rank_score():
     assert rank_score(-6.0, 3, None) == -2.0
     assert rank_score(-6.0, 3, 1.0) == pytest.approx(-6.0 / (8 / 6))
+
+
+def test_decode_samples_fills_in_each_hypothesis_text(tiny_sdpa):
+    model, processor = tiny_sdpa
+    samples = [AsrSample(noise_clip(0.4, 16000), None, 16000)]
+    options = DecodingOptions(beam_size=3, n_best=2, max_new_tokens=5)
+    [hypotheses] = decode_samples(model, processor, samples, options)
+    assert len(hypotheses) == 2
+    for hypothesis in hypotheses:
+        assert (
+            hypothesis.text == processor.tokenizer.decode(hypothesis.tokens, skip_special_tokens=True).strip()
+        )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("beam_size", [None, 3])
+def test_a_model_on_the_gpu_decodes_there(trained_like, beam_size):
+    """Greedy and beam search on CUDA give the CPU's tokens (the batch and new tokens follow the model)."""
+    model, processor = trained_like
+    samples = [
+        AsrSample(noise_clip(0.4, 16000), None, 16000),
+        AsrSample(noise_clip(0.3, 16000, seed=1), None, 16000),
+    ]
+    options = DecodingOptions(beam_size=beam_size, max_new_tokens=6)
+    on_cpu = [h[0].tokens for h in decode_samples(model, processor, samples, options)]
+    try:
+        on_gpu = [h[0].tokens for h in decode_samples(model.to("cuda"), processor, samples, options)]
+    finally:
+        model.to("cpu")
+    assert on_gpu == on_cpu

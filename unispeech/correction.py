@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from unispeech.audio import AudioSource
-from unispeech.decoding import DecodingOptions, decode
+from unispeech.decoding import DecodingOptions, decode_samples
 from unispeech.evaluation import word_error_rate
 from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import GerSample, UnispeechLMProcessor
@@ -148,23 +148,13 @@ def correction_cases(
     if not todo:
         return cases
     samples = [GerSample(cleaned[i], None, audios[i], sampling_rate) for i in todo]
-    inputs = processor(samples, padding_side="left")
-    speech = None
-    if "input_features" in inputs:
-        speech = model.encode_speech(inputs["input_features"], inputs["feature_lengths"])
-    embeddings = model.embed_inputs(inputs["input_ids"], inputs["marker_ids"], inputs["speech_mask"], speech)
     budgets = [
         options.min_tokens
         + math.ceil(options.max_length_ratio * max(len(processor.tokenize(text)) for text in cleaned[i]))
         for i in todo
     ]
-    decoded = decode(
-        model, embeddings, inputs["attention_mask"], processor.token_ids.eos, options.decoding, budgets
-    )
-    corrections = {
-        i: processor.tokenizer.decode(best.tokens, skip_special_tokens=True).strip()
-        for i, (best, *_) in zip(todo, decoded, strict=True)
-    }
+    decoded = decode_samples(model, processor, samples, options.decoding, budgets)
+    corrections = {i: best.text for i, (best, *_) in zip(todo, decoded, strict=True)}
     candidates = {i: tuple(dict.fromkeys((corrections[i], *cleaned[i]))) for i in todo}
     scores: dict[int, dict[str, float]] = {i: {} for i in todo}
     if options.gate is not None:

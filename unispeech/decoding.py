@@ -10,6 +10,11 @@ score. Each sample has its own token budget (the length guard), so a bad input c
 `no_repeat_ngram_size` (transformers' `NoRepeatNGramLogitsProcessor`, applied to the tokens each
 row has written) stops a loop before the budget does.
 
+`decode_samples` is the one path from processor samples to text that every task takes: the
+left-padded batch on the model's device, speech encoded, the prompt embedded (`embed_prompts`),
+decoded, and each hypothesis detokenised. New tokens live on the device of the log-probabilities,
+so a model on a GPU decodes there.
+
 Shapes: `B` samples, `K` beams per sample (1 for greedy), `R = B·K` rows, `L` prompt positions,
 `D` backbone width, `V` vocabulary.
 """
@@ -22,6 +27,7 @@ import torch
 from transformers import DynamicCache, LogitsProcessorList, NoRepeatNGramLogitsProcessor
 
 from unispeech.modeling import UnispeechLMModel
+from unispeech.processor import AsrSample, GerSample, UnispeechLMProcessor
 
 NEGATIVE_INFINITY = float("-inf")
 
@@ -141,7 +147,7 @@ class GreedyDecoder(TokenDecoder):
             row.log_probability += float(log_probs[sample, token])
             if len(row.tokens) >= self.budgets[sample]:
                 self._finish(sample, row, finished=False)
-        return tokens, torch.arange(len(self.rows))
+        return tokens, torch.arange(len(self.rows), device=log_probs.device)
 
 
 class BeamSearchDecoder(TokenDecoder):
@@ -158,7 +164,7 @@ class BeamSearchDecoder(TokenDecoder):
                 sources += list(rows)
                 continue
             totals = (
-                torch.tensor([self.rows[r].log_probability for r in rows])[:, None]
+                torch.tensor([self.rows[r].log_probability for r in rows], device=log_probs.device)[:, None]
                 + log_probs[first : first + self.beams]
             )
             if all(not self.rows[r].tokens for r in rows):
@@ -191,7 +197,8 @@ class BeamSearchDecoder(TokenDecoder):
                 ):
                     self._finish(sample, row, finished=False)
         self.rows = next_rows
-        return torch.tensor(next_tokens), torch.tensor(sources)
+        device = log_probs.device
+        return torch.tensor(next_tokens, device=device), torch.tensor(sources, device=device)
 
 
 @torch.inference_mode()
@@ -238,6 +245,38 @@ def decode(
         hidden = model.run_backbone(embed_tokens(tokens)[:, None], attention_mask, past_key_values=cache)
         log_probs = _next_log_probs(model, hidden)
     return decoder.result()
+
+
+def embed_prompts(
+    model: UnispeechLMModel, processor: UnispeechLMProcessor, samples: list[AsrSample | GerSample]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts of `samples` (no target text), left-padded, on the model's device: embeddings
+    `(B, L, D)` with speech encoded where a sample has audio, and the attention mask `(B, L)`."""
+    inputs = processor(samples, padding_side="left").to(model.device)
+    speech = None
+    if "input_features" in inputs:
+        speech = model.encode_speech(inputs["input_features"], inputs["feature_lengths"])
+    elif "encoder_states" in inputs:
+        speech = model.project_speech(inputs["encoder_states"], inputs["encoder_lengths"])
+    embeddings = model.embed_inputs(inputs["input_ids"], inputs["marker_ids"], inputs["speech_mask"], speech)
+    return embeddings, inputs["attention_mask"]
+
+
+@torch.inference_mode()
+def decode_samples(
+    model: UnispeechLMModel,
+    processor: UnispeechLMProcessor,
+    samples: list[AsrSample | GerSample],
+    options: DecodingOptions = DecodingOptions(),
+    budgets: list[int] | None = None,
+) -> list[list[Hypothesis]]:
+    """Per sample, its `n_best` hypotheses (best first) with their `text` filled in."""
+    embeddings, attention_mask = embed_prompts(model, processor, samples)
+    results = decode(model, embeddings, attention_mask, processor.token_ids.eos, options, budgets)
+    for hypotheses in results:
+        for hypothesis in hypotheses:
+            hypothesis.text = processor.tokenizer.decode(hypothesis.tokens, skip_special_tokens=True).strip()
+    return results
 
 
 def _next_log_probs(model: UnispeechLMModel, hidden: torch.Tensor) -> torch.Tensor:

@@ -382,7 +382,7 @@ class Trainer:
             inner.eval()
             try:
                 if ctc_only:
-                    batch = processor([AsrSample(audio) for audio in audios])
+                    batch = processor([AsrSample(audio) for audio in audios]).to(inner.model.device)
                     speech = inner.model.encode_speech(batch["input_features"], batch["feature_lengths"])
                     log_probs = inner.ctc(speech[0], inner.model.backbone.get_input_embeddings())
                     hypotheses = [

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unispeech.audio import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, AudioSource, load_audio
-from unispeech.decoding import DecodingOptions, Hypothesis, decode
+from unispeech.decoding import DecodingOptions, Hypothesis, decode_samples
 from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import AsrSample, UnispeechLMProcessor
 
@@ -133,23 +133,12 @@ def transcribe(
     for batch in tqdm(batches, desc="transcribing", unit="batch", disable=not progress):
         clips = [windows[i][3] for i in batch]
         samples = [AsrSample(clip, None, WHISPER_SAMPLE_RATE, options.language) for clip in clips]
-        inputs = processor(samples, padding_side="left")
-        speech = model.encode_speech(inputs["input_features"], inputs["feature_lengths"])
-        embeddings = model.embed_inputs(
-            inputs["input_ids"], inputs["marker_ids"], inputs["speech_mask"], speech
-        )
         budgets = [
             options.min_tokens + math.ceil(options.tokens_per_second * len(clip) / WHISPER_SAMPLE_RATE)
             for clip in clips
         ]
-        decoded = decode(
-            model, embeddings, inputs["attention_mask"], processor.token_ids.eos, options.decoding, budgets
-        )
+        decoded = decode_samples(model, processor, samples, options.decoding, budgets)
         for i, hypotheses in zip(batch, decoded, strict=True):
-            for hypothesis in hypotheses:
-                hypothesis.text = processor.tokenizer.decode(
-                    hypothesis.tokens, skip_special_tokens=True
-                ).strip()
             results[i] = hypotheses
 
     transcriptions = [Transcription("", []) for _ in audios]
