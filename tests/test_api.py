@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import noise_clip
 from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
@@ -172,3 +173,16 @@ def test_the_shipped_tts_adapter_predicts_mel_velocities_better_than_the_bare_ba
             losses[task] = float(model(**batch, flow_example=draw).tts_loss)
     set_task(model, None)
     assert losses["tts"] < 0.8 * losses[None], losses
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_three_tasks_run_on_cuda(tiny_dir):
+    """A model moved to the GPU transcribes, speaks and corrects there, as on the CPU."""
+    on_gpu = load(tiny_dir)
+    on_gpu.model.to("cuda")
+    clip = noise_clip(0.5, 16000, seed=2)
+    assert isinstance(on_gpu.transcribe(clip, FAST, sampling_rate=16000).text, str)
+    audio = on_gpu.speak("hi", noise_clip(0.5, 22050), "ab", SynthesisOptions(steps=1, duration=0.5), 22050)
+    assert audio.dtype == np.float32 and np.isfinite(audio).all()
+    assert isinstance(on_gpu.correct(["a b", "a c"]), str)
