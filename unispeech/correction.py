@@ -155,10 +155,9 @@ def correction_cases(
     ]
     decoded = decode_samples(model, processor, samples, options.decoding, budgets)
     corrections = {i: best.text for i, (best, *_) in zip(todo, decoded, strict=True)}
-    candidates = {i: tuple(dict.fromkeys((corrections[i], *cleaned[i]))) for i in todo}
     scores: dict[int, dict[str, float]] = {i: {} for i in todo}
-    if options.gate is not None:
-        pairs = [(i, text) for i in todo for text in candidates[i]]
+    if options.gate is not None:  # each distinct text of a list scored once: correction, hypotheses
+        pairs = [(i, text) for i in todo for text in dict.fromkeys((corrections[i], *cleaned[i]))]
         values = score_candidates(
             model,
             processor,

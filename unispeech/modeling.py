@@ -166,21 +166,26 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         )
         return outputs.last_hidden_state
 
-    def next_token_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Next-token cross-entropy where labels are set; logits only at those positions."""
+    def _labelled_logits(
+        self, hidden: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The float logits `(n, V)` before each of the `n` labelled tokens (the LM head runs
+        there only), those tokens `(n,)` and the rows they are in `(n,)`."""
         targets = labels[:, 1:]
         learned = targets != IGNORE_INDEX
-        logits = self.backbone.get_output_embeddings()(hidden[:, :-1][learned])  # (n, vocab)
-        return nn.functional.cross_entropy(logits.float(), targets[learned])
+        logits = self.backbone.get_output_embeddings()(hidden[:, :-1][learned])
+        return logits.float(), targets[learned], learned.nonzero()[:, 0]
+
+    def next_token_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy where labels are set."""
+        logits, targets, _ = self._labelled_logits(hidden, labels)
+        return nn.functional.cross_entropy(logits, targets)
 
     def labelled_log_probability(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per row, the summed log-probability of its labelled next tokens: how likely the model
         finds each row's continuation (a correction and its eos, say). (B, L, D), (B, L) → (B,)."""
-        targets = labels[:, 1:]
-        learned = targets != IGNORE_INDEX
-        logits = self.backbone.get_output_embeddings()(hidden[:, :-1][learned])  # (n, vocab)
-        token = logits.float().log_softmax(-1).gather(-1, targets[learned][:, None])[:, 0]  # (n,)
-        rows = learned.nonzero()[:, 0]
+        logits, targets, rows = self._labelled_logits(hidden, labels)
+        token = logits.log_softmax(-1).gather(-1, targets[:, None])[:, 0]  # (n,)
         return torch.zeros(len(labels), device=token.device).index_add_(0, rows, token)
 
     def forward(
