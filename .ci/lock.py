@@ -17,17 +17,14 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 UNLOCKED = {"pip", "setuptools", "wheel", "unispeech"}
 HEADER = """\
 # The lock: the exact versions `bash .ci/run` passed with (all extras), used by .ci/setup for every
 # install. Do not edit by hand: `bash .ci/update-lock` tries the newest releases pyproject.toml's
 # ranges allow and rewrites this file only when the tests pass.
 """
-
-
-def canonical(name: str) -> str:
-    """PEP 503's normalised project name: `PyYAML` is `pyyaml`, `typing_extensions` `typing-extensions`."""
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def public(version: str) -> str:
@@ -38,7 +35,7 @@ def public(version: str) -> str:
 def installed() -> dict[str, str]:
     versions = {}
     for distribution in metadata.distributions():
-        name = canonical(distribution.metadata["Name"])
+        name = canonicalize_name(distribution.metadata["Name"])
         if name not in UNLOCKED:
             versions[name] = public(distribution.version)
     return versions
@@ -53,7 +50,7 @@ def read_lock(path: Path) -> dict[str, str]:
         name, separator, version = line.partition("==")
         if not separator or not version.strip():
             raise SystemExit(f"{path}:{number}: expected NAME==VERSION, got {line!r}")
-        versions[canonical(name.strip())] = version.strip()
+        versions[canonicalize_name(name.strip())] = version.strip()
     return versions
 
 
