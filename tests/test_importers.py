@@ -83,8 +83,8 @@ def test_fsdd(tmp_path):
     assert "{digit}_{speaker}_{index}.wav" in result.problems[0].message
 
 
-@pytest.mark.parametrize("speaker_from_folder", [False, True])
-def test_folder_of_audio_with_transcripts(tmp_path, speaker_from_folder):
+@pytest.mark.parametrize("speaker_from", [None, "folder"])
+def test_folder_of_audio_with_transcripts(tmp_path, speaker_from):
     corpus = tmp_path / "corpus"
     _clip(corpus / "anna" / "a.wav")
     (corpus / "anna" / "a.txt").write_text("  hello\nworld \n", encoding="utf-8")
@@ -99,10 +99,10 @@ def test_folder_of_audio_with_transcripts(tmp_path, speaker_from_folder):
     (corpus / "ben" / "f.txt").write_text("unreadable audio")
     (corpus / "README.txt").write_text("a transcript-like file with no audio is not an utterance")
     manifest = corpus / "train.jsonl"
-    result = import_folder(corpus, manifest, lang="de", speaker_from_folder=speaker_from_folder)
+    result = import_folder(corpus, manifest, lang="de", speaker_from=speaker_from)
     assert result.utterances == [
-        Utterance("anna/a.wav", "hello world", "de", "anna" if speaker_from_folder else None, 0.5),
-        Utterance("ben/deeper/b.flac", "grüße", "de", "deeper" if speaker_from_folder else None, 0.25),
+        Utterance("anna/a.wav", "hello world", "de", "anna" if speaker_from else None, 0.5),
+        Utterance("ben/deeper/b.flac", "grüße", "de", "deeper" if speaker_from else None, 0.25),
     ]
     assert read_manifest(manifest) == result.utterances
     assert [(problem.audio.rsplit("/", 1)[1], problem.kind) for problem in result.problems] == [
@@ -114,6 +114,24 @@ def test_folder_of_audio_with_transcripts(tmp_path, speaker_from_folder):
     assert result.summary().endswith(
         "4 skipped (1 empty-text, 1 missing-transcript, 1 unreadable-audio, 1 unreadable-transcript)"
     )
+
+
+@pytest.mark.parametrize(
+    ("speaker", "speaker_from", "expected"),
+    [("kathleen", None, "kathleen"), (None, "name", "103"), (None, "folder", "chapter"), (None, None, None)],
+)
+def test_folder_speaker_fixed_or_from_the_name(tmp_path, speaker, speaker_from, expected):
+    _clip(tmp_path / "chapter" / "103-1240-0000.flac")
+    (tmp_path / "chapter" / "103-1240-0000.txt").write_text("a librispeech-style name")
+    result = import_folder(tmp_path, tmp_path / "m.jsonl", speaker=speaker, speaker_from=speaker_from)
+    assert [utterance.speaker for utterance in result.utterances] == [expected]
+
+
+def test_folder_refuses_a_speaker_and_a_rule_together(tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        import_folder(tmp_path, tmp_path / "m.jsonl", speaker="a", speaker_from="name")
+    with pytest.raises(ValueError, match="speaker_from must be one of"):
+        import_folder(tmp_path, tmp_path / "m.jsonl", speaker_from="file")
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])

@@ -87,6 +87,8 @@ def test_defaults_fill_what_the_file_leaves_out():
             {"task": "joint", "sources": [{"task": "ger", "nbest": "n"}], "ctc": {"warmup_steps": 5}},
             "the CTC alignment aid needs an asr source",
         ),
+        ({"time_masks": {"masks": 2}, "cache_features": False}, "time_masks fall on cached encoder states"),
+        ({"time_masks": {"max_fraction": 2}}, r"max_fraction must lie in \[0, 1\]"),
         ({"dev": {"every": 10, "limit": 5, "manifest": None, "x": 1}}, r"recipe\.dev: x"),
         ({"lora": {"rank": 8, "nonsense": True}}, r"recipe\.lora: nonsense"),
     ],

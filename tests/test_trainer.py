@@ -77,11 +77,12 @@ def stop_at(step: int, signum: int = signal.SIGTERM):
     return on_step
 
 
-def test_stopped_and_resumed_run_equals_a_straight_run(manifest, tmp_path):
-    straight = make_recipe(manifest, tmp_path / "straight")
+@pytest.mark.parametrize("time_masks", [{}, {"masks": 2, "max_fraction": 0.3}], ids=["plain", "time-masked"])
+def test_stopped_and_resumed_run_equals_a_straight_run(manifest, tmp_path, time_masks):
+    straight = make_recipe(manifest, tmp_path / "straight", time_masks=time_masks)
     assert Trainer(straight, show_progress=False).train().step == 6
 
-    interrupted = make_recipe(manifest, tmp_path / "interrupted")
+    interrupted = make_recipe(manifest, tmp_path / "interrupted", time_masks=time_masks)
     result = Trainer(interrupted, show_progress=False, on_step=stop_at(3)).train()
     assert result.stopped and result.step == 3
     assert json.loads((result.adapter / "training.json").read_text())["steps"] == 3  # ready to try out
@@ -117,6 +118,18 @@ def test_the_run_learns_and_its_adapter_loads(manifest, tmp_path):
         rtol=1e-3,
         atol=1e-3,
     )
+
+
+def test_time_masks_change_what_the_model_hears(manifest, tmp_path):
+    def first_loss(name: str, **fields) -> float:
+        recipe = make_recipe(manifest, tmp_path / name, steps=1, grad_accumulation=1, **fields)
+        Trainer(recipe, show_progress=False).train()
+        return json.loads((tmp_path / name / METRICS_FILE).open().readline())["text_loss/asr"]
+
+    no_ctc = {"warmup_steps": 0, "weight": 0.0}
+    plain, again = first_loss("plain", ctc=no_ctc), first_loss("again", ctc=no_ctc)
+    masked = first_loss("masked", ctc=no_ctc, time_masks={"masks": 4, "max_fraction": 0.5})
+    assert plain == again != masked
 
 
 def test_the_constant_schedule_warms_up_first(manifest, tmp_path):

@@ -4,8 +4,8 @@
 #
 #   bash train/prepare_data.sh            # imports, splits, the synthetic corpus
 #
-# Dev sides (never trained on): LJ001 by utterance (20 %), FSDD by speaker (10 %), synthetic by
-# utterance (5 %); the synthetic text excludes every LJ001 sentence, so LJ001 dev text is unseen too.
+# Dev sides (never trained on): LJ001 by utterance (20 %), FSDD by speaker (10 %), Kathleen by
+# utterance (10 %), the 251 LibriSpeech speakers by speaker (20 %), synthetic by utterance (5 %); the synthetic text excludes every LJ001 sentence, so LJ001 dev text is unseen too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
@@ -18,6 +18,19 @@ mkdir -p "$DATA"
 [ -f "$DATA/fsdd.jsonl" ] || $unispeech data import fsdd "$SHARED/fsdd" --manifest "$DATA/fsdd.jsonl"
 [ -f "$DATA/ljspeech.dev.jsonl" ] || $unispeech data split --manifest "$DATA/ljspeech.jsonl" --by utterance --dev-fraction 0.2
 [ -f "$DATA/fsdd.dev.jsonl" ] || $unispeech data split --manifest "$DATA/fsdd.jsonl" --by speaker --dev-fraction 0.1
+[ -f "$DATA/kathleen.jsonl" ] || $unispeech data import folder "$SHARED/kathleen" --speaker kathleen \
+    --manifest "$DATA/kathleen.jsonl"
+[ -f "$DATA/kathleen.dev.jsonl" ] || $unispeech data split --manifest "$DATA/kathleen.jsonl" --by utterance --dev-fraction 0.1
+[ -f "$DATA/libri251.jsonl" ] || $unispeech data import folder "$SHARED/librispeech-speakers" --speaker-from name \
+    --manifest "$DATA/libri251.jsonl"
+[ -f "$DATA/libri251.dev.jsonl" ] || $unispeech data split --manifest "$DATA/libri251.jsonl" --by speaker --dev-fraction 0.2
+# what ASR must answer with nothing (empty transcripts); another seed for the dev side
+$unispeech data nonspeech --out "$DATA/nonspeech" --count 450 --seed 0
+$unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
+# the trainer's periodic dev set: 8 clips spread over each real English dev side
+[ -f "$DATA/asr-dev24.jsonl" ] || for name in ljspeech kathleen libri251; do
+    awk -v n="$(wc -l < "$DATA/$name.dev.jsonl")" 'NR == 1 + int(k * n / 8) {print; k++}' "$DATA/$name.dev.jsonl"
+done > "$DATA/asr-dev24.jsonl"
 
 $unispeech data synth --text "$SHARED/ljspeech/metadata.csv" --exclude-ids LJ001 \
     --out "$DATA/synthetic" --count "$SYNTH_COUNT" --workers 2

@@ -188,7 +188,7 @@ def _data_import(args: argparse.Namespace) -> None:
         result = import_fsdd(args.folder, args.manifest, lang=args.lang)
     else:
         result = import_folder(
-            args.folder, args.manifest, lang=args.lang, speaker_from_folder=args.speaker_from_folder
+            args.folder, args.manifest, lang=args.lang, speaker=args.speaker, speaker_from=args.speaker_from
         )
     print(result.summary())
 
@@ -227,6 +227,13 @@ def _data_synth(args: argparse.Namespace) -> None:
     )
     for error in report.errors:
         print(f"  failed: {error}")
+
+
+def _data_nonspeech(args: argparse.Namespace) -> None:
+    from unispeech.nonspeech import write_nonspeech_corpus
+
+    manifest = write_nonspeech_corpus(args.out, args.count, seed=args.seed)
+    print(f"{manifest}: {args.count} non-speech clips with empty transcripts")
 
 
 def _data_nbest(args: argparse.Namespace) -> None:
@@ -586,6 +593,8 @@ def _add_eval_commands(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from unispeech.importers import SPEAKER_RULES  # light: the manifest module only
+
     parser = argparse.ArgumentParser(prog="unispeech", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and details")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -642,9 +651,11 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("folder", type=Path)
     importer.add_argument("--manifest", type=Path, required=True, help="where to write it")
     importer.add_argument("--lang", default="en")
-    importer.add_argument("--speaker", help="speaker id for every utterance (ljspeech)")
+    importer.add_argument("--speaker", help="speaker id for every utterance (ljspeech, folder)")
     importer.add_argument(
-        "--speaker-from-folder", action="store_true", help="speaker = parent folder (folder)"
+        "--speaker-from",
+        choices=SPEAKER_RULES,
+        help="folder: the speaker is each file's parent folder; name: its name's first field (folder)",
     )
     importer.set_defaults(run=_data_import)
     validate = data.add_parser("validate", help="report missing, unreadable, empty or mis-timed utterances")
@@ -667,6 +678,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, help="parallel renderers (default: one per core)")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=_data_synth)
+    nonspeech = data.add_parser("nonspeech", help="noise, silence, tones, music; empty transcripts")
+    nonspeech.add_argument("--out", type=Path, required=True, help="corpus folder (manifest.jsonl inside)")
+    nonspeech.add_argument("--count", type=int, default=450, help="clips, the kinds in turn")
+    nonspeech.add_argument("--seed", type=int, default=0, help="another seed, other clips (a dev side)")
+    nonspeech.set_defaults(run=_data_nonspeech)
     nbest = data.add_parser("nbest", help="whisper-base N-best lists of a manifest (HyPoradise JSON lines)")
     nbest.add_argument("--manifest", type=Path, required=True)
     nbest.add_argument("-o", "--output", type=Path, required=True, help="where to write the JSON lines")

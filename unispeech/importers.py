@@ -44,6 +44,8 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf"})
 TRANSCRIPT_SUFFIX = ".txt"
+SPEAKER_RULES = ("folder", "name")  # a file's speaker: its folder's name, or its own name's first field
+NAME_FIELD = re.compile(r"[^-_.]+")  # "103-1240-0000" → "103" (LibriSpeech), "anna_01" → "anna"
 
 
 class DatasetError(ValueError):
@@ -139,13 +141,20 @@ def import_folder(
     manifest: str | Path,
     *,
     lang: str = DEFAULT_LANGUAGE,
-    speaker_from_folder: bool = False,
+    speaker: str | None = None,
+    speaker_from: str | None = None,
 ) -> ImportResult:
     """Every audio file under `folder` (recursively; suffixes in `AUDIO_SUFFIXES`) with the text of
     the same-named `.txt` beside it (whitespace, newlines included, collapsed to single spaces).
 
-    Audio without a transcript is a `missing-transcript` problem. With `speaker_from_folder`, the
-    speaker is the name of the folder each file lies in; otherwise utterances have no speaker."""
+    Audio without a transcript is a `missing-transcript` problem. The speaker is `speaker` for every
+    file; or, with `speaker_from="folder"`, the name of the folder each file lies in; with
+    `speaker_from="name"`, the first field of the file's name (LibriSpeech's `103-1240-0000` → `103`);
+    otherwise utterances have no speaker."""
+    if speaker_from not in (None, *SPEAKER_RULES):
+        raise ValueError(f"speaker_from must be one of {SPEAKER_RULES} or None, not {speaker_from!r}")
+    if speaker is not None and speaker_from is not None:
+        raise ValueError("give a speaker or a rule to find it (speaker_from), not both")
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"no such folder: {folder}")
@@ -163,9 +172,16 @@ def import_folder(
             message = f"{transcript} is not UTF-8 text: {error}"
             problems.append(Problem(None, str(audio), ProblemKind.UNREADABLE_TRANSCRIPT, message))
             continue
-        speaker = audio.parent.name if speaker_from_folder else None
-        candidates.append(_Candidate(audio, text, speaker))
+        candidates.append(_Candidate(audio, text, _speaker_of(audio, speaker, speaker_from)))
     return _finish(candidates, problems, Path(manifest), lang)
+
+
+def _speaker_of(audio: Path, speaker: str | None, speaker_from: str | None) -> str | None:
+    if speaker_from == "folder":
+        return audio.parent.name
+    if speaker_from == "name":
+        return NAME_FIELD.match(audio.stem)[0] if NAME_FIELD.match(audio.stem) else audio.stem
+    return speaker
 
 
 def _finish(

@@ -23,6 +23,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from unispeech.augmentation import TimeMasking
 from unispeech.buckets import BucketSettings
 from unispeech.sequences import TASKS
 
@@ -107,6 +108,7 @@ class Recipe:
     lora: LoraSettings = field(default_factory=LoraSettings)
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
     ctc: CtcSettings = field(default_factory=CtcSettings)
+    time_masks: TimeMasking = field(default_factory=TimeMasking)  # on cached encoder states (ASR, GER)
     dev: DevSettings = field(default_factory=DevSettings)
     precision: str = "auto"
     qlora: bool = False
@@ -148,6 +150,8 @@ class Recipe:
             )
         if self.ctc.warmup_steps >= self.steps:
             raise ValueError(f"ctc.warmup_steps ({self.ctc.warmup_steps}) must be below steps ({self.steps})")
+        if self.time_masks.masks and not self.cache_features:
+            raise ValueError("time_masks fall on cached encoder states: they need cache_features: true")
         if (self.ctc.warmup_steps or self.ctc.weight) and not any(s.task == "asr" for s in self.sources):
             raise ValueError("the CTC alignment aid needs an asr source (transcribed speech)")
 
@@ -254,4 +258,4 @@ def _number(value: int | str, where: str) -> float:
         raise ValueError(f"{where} must be a number, got {value!r}") from None
 
 
-_SECTIONS = (BucketSettings, LoraSettings, OptimizerSettings, CtcSettings, DevSettings)
+_SECTIONS = (BucketSettings, LoraSettings, OptimizerSettings, CtcSettings, DevSettings, TimeMasking)

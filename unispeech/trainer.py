@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from unispeech.adapters import SAVE_DTYPES, add_task_adapter, default_lora_config, save_task_adapter
+from unispeech.augmentation import TimeMasking, mask_time
 from unispeech.checkpoints import checkpoints, latest_checkpoint, prune, publish, staging_folder
 from unispeech.ctc import CtcHead
 from unispeech.evaluation import word_error_rate
@@ -88,9 +89,9 @@ class TrainResult:
 class TrainingModule(nn.Module):
     """The model and the CTC head under one forward, so that distributed training sees one call."""
 
-    def __init__(self, model: UnispeechLMModel, ctc: CtcHead | None):
+    def __init__(self, model: UnispeechLMModel, ctc: CtcHead | None, time_masks: TimeMasking | None = None):
         super().__init__()
-        self.model, self.ctc = model, ctc
+        self.model, self.ctc, self.time_masks = model, ctc, time_masks or TimeMasking()
 
     def forward(
         self,
@@ -101,6 +102,10 @@ class TrainingModule(nn.Module):
         generator: torch.Generator | None,
     ) -> dict[str, torch.Tensor]:
         losses: dict[str, torch.Tensor] = {}
+        if "encoder_states" in batch and generator is not None:
+            batch["encoder_states"] = mask_time(
+                batch["encoder_states"], batch["encoder_lengths"], self.time_masks, generator
+            )
         if ctc_only and "encoder_states" in batch:
             speech = self.model.project_speech(batch["encoder_states"], batch["encoder_lengths"])
         elif ctc_only:
@@ -234,7 +239,7 @@ class Trainer:
         if recipe.ctc.warmup_steps or recipe.ctc.weight:
             token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
             ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
-        module = TrainingModule(model, ctc)
+        module = TrainingModule(model, ctc, recipe.time_masks)
 
         lora_params = [p for n, p in module.named_parameters() if p.requires_grad and "lora_" in n]
         other_params = [p for n, p in module.named_parameters() if p.requires_grad and "lora_" not in n]
