@@ -212,6 +212,39 @@ def _data_split(args: argparse.Namespace) -> None:
         print(f"{path}: {len(part)} utterances")
 
 
+def _data_align(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from unispeech.configuration import UnispeechLMConfig
+    from unispeech.phoneme_durations import (
+        ALIGNER_FILE,
+        DURATIONS_FILE,
+        AlignerTraining,
+        align_clips,
+        duration_statistics,
+        load_clips,
+        train_aligner,
+        write_durations,
+    )
+
+    config = UnispeechLMConfig()
+    args.out.mkdir(parents=True, exist_ok=True)
+    clips = load_clips(args.manifest, config)
+    training = AlignerTraining(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    aligner, history = train_aligner(clips, training)
+    torch.save(aligner.state_dict(), args.out / ALIGNER_FILE)
+    (args.out / "aligner-losses.jsonl").write_text("".join(json.dumps(record) + "\n" for record in history))
+    aligned = align_clips(aligner, clips, args.out)
+    path = write_durations(args.out / DURATIONS_FILE, aligned)
+    statistics = duration_statistics(aligned, config.mel_hop_length / config.mel_sample_rate)
+    (args.out / "statistics.json").write_text(json.dumps(statistics, indent=2) + "\n")
+    print(f"{path}: durations of {len(aligned)} clips")
+    for name, figures in statistics.items():
+        print(f"  {name}: {figures}")
+
+
 def _data_synth(args: argparse.Namespace) -> None:
     from unispeech.synthetic import default_voices, read_sentences, synthesize_corpus
 
@@ -678,6 +711,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, help="parallel renderers (default: one per core)")
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(run=_data_synth)
+    align = data.add_parser("align", help="train the phoneme aligner, write each clip's durations")
+    align.add_argument("--manifest", type=Path, nargs="+", required=True, help="the clips to align")
+    align.add_argument("--out", type=Path, required=True, help="for durations.jsonl, aligner.pt, statistics")
+    align.add_argument("--steps", type=int, help="aligner training steps (default: AlignerTraining's)")
+    align.add_argument("--seed", type=int, default=0)
+    align.set_defaults(run=_data_align)
     nonspeech = data.add_parser("nonspeech", help="noise, silence, tones, music; empty transcripts")
     nonspeech.add_argument("--out", type=Path, required=True, help="corpus folder (manifest.jsonl inside)")
     nonspeech.add_argument("--count", type=int, default=450, help="clips, the kinds in turn")
