@@ -22,6 +22,7 @@ from unispeech.adapters import (
     save_task_adapter,
     set_task,
 )
+from unispeech.ctc import CtcHead
 from unispeech.processor import AsrSample, TtsSample
 from unispeech.testing import tiny_model
 
@@ -456,3 +457,128 @@ def test_starting_from_an_adapter_of_another_shape_is_refused(saved_asr):
     ):
         add_task_adapter(model, "tts", lora=_small_lora(model), start_from=saved_asr)
     assert loaded_tasks(model) == []
+
+
+# ------------------------------------------------------------------------------- the CTC head
+
+
+def _give_ctc_head(model, token_ids, seed: int) -> None:
+    """A trained-looking CTC head on the model, as the trainer sets one for the CTC aid."""
+    model.ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.ctc.parameters():
+            parameter.add_(TRAINING_NOISE * torch.randn(parameter.shape, generator=generator))
+
+
+def _head_state(model) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in model.ctc.state_dict().items()}
+
+
+def test_an_asr_adapter_carries_its_ctc_head_and_rebuilds_it_from_its_tensors(tiny, tmp_path):
+    model, _ = tiny
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    assert model.ctc is None, "the base model has no CTC head"
+    _give_ctc_head(model, [5, 9, 30, 41], seed=1)
+    expected = _head_state(model)
+    folder = save_task_adapter(model, "asr", tmp_path / "asr")
+    assert json.loads((folder / METADATA_FILE).read_text())["task_modules"] == ["projector", "markers", "ctc"]
+
+    fresh, _ = _tiny()
+    load_task_adapter(fresh, folder)
+    assert isinstance(fresh.ctc, CtcHead) and fresh.ctc.token_ids.tolist() == [5, 9, 30, 41]
+    _assert_module(fresh, "ctc", expected)
+    set_task(fresh, None)
+    assert fresh.ctc is None, "the bare base has no head"
+    set_task(fresh, "asr")
+    _assert_module(fresh, "ctc", expected)
+
+
+def test_heads_of_different_sizes_switch_with_their_adapters_and_one_without_leaves_none(tmp_path):
+    model, _ = _tiny()
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    _give_ctc_head(model, [5, 9], seed=1)
+    small = save_task_adapter(model, "asr", tmp_path / "small")
+    _give_ctc_head(model, [5, 9, 30, 41, 77], seed=2)
+    large = save_task_adapter(model, "asr", tmp_path / "large")
+    model.ctc = None
+    without = save_task_adapter(model, "asr", tmp_path / "without")
+    assert json.loads((without / METADATA_FILE).read_text())["task_modules"] == ["projector", "markers"]
+
+    fresh, _ = _tiny()
+    load_task_adapter(fresh, small, task="asr_small")
+    small_head = _head_state(fresh)
+    load_task_adapter(fresh, large, task="asr_large")
+    large_head = _head_state(fresh)
+    load_task_adapter(fresh, without, task="asr")
+    for task, expected in [("asr_small", small_head), ("asr", None), ("asr_large", large_head)]:
+        set_task(fresh, task)
+        if expected is None:
+            assert fresh.ctc is None
+        else:
+            assert len(fresh.ctc.token_ids) == len(expected["token_ids"])
+            _assert_module(fresh, "ctc", expected)
+
+
+def test_a_head_trained_in_place_survives_a_switch_and_is_loaded_in_place_when_it_fits(tiny):
+    """What was trained comes back; a head of the right size is loaded into, not replaced (an
+    optimiser holds its parameters)."""
+    model, _ = tiny
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    add_task_adapter(model, "tts", lora=_small_lora(model))
+    set_task(model, "asr")
+    _give_ctc_head(model, [5, 9, 30], seed=1)
+    head, bias = model.ctc, model.ctc.bias
+    with torch.no_grad():
+        bias.add_(1.0)  # as an optimiser step would
+    trained = _head_state(model)
+    set_task(model, "tts")
+    assert model.ctc is None
+    set_task(model, "asr")
+    assert model.ctc is not None and model.ctc is not head, "rebuilt after tts, which has none"
+    _assert_module(model, "ctc", trained)
+    rebuilt, rebuilt_bias = model.ctc, model.ctc.bias
+    set_task(model, "asr")
+    assert model.ctc is rebuilt and model.ctc.bias is rebuilt_bias, "loaded in place when the shapes fit"
+
+
+def test_starting_from_an_adapter_takes_the_head_only_where_the_task_trains_one(saved_asr, tmp_path):
+    with_head, _ = _tiny()
+    add_task_adapter(with_head, "asr", lora=_small_lora(with_head))
+    _give_ctc_head(with_head, [5, 9, 30], seed=1)
+    head = _head_state(with_head)
+    saved_with_head = save_task_adapter(with_head, "asr", tmp_path / "with_head")
+
+    ger, _ = _tiny()
+    add_task_adapter(ger, "ger", lora=_small_lora(ger), start_from=saved_with_head)
+    assert ger.ctc is None, "GER trains no CTC head"
+    ger_folder = save_task_adapter(ger, "ger", tmp_path / "ger")
+    assert json.loads((ger_folder / METADATA_FILE).read_text())["task_modules"] == ["projector", "markers"]
+
+    continued, _ = _tiny()
+    add_task_adapter(continued, "asr", lora=_small_lora(continued), start_from=saved_with_head)
+    _assert_module(continued, "ctc", head)
+    assert all(p.requires_grad for p in continued.ctc.parameters()), "trainable, as the other modules"
+
+    older, _ = _tiny()  # an ASR adapter saved without a head (as the shipped one)
+    add_task_adapter(older, "asr", lora=_small_lora(older), start_from=saved_asr)
+    assert older.ctc is None
+    _give_ctc_head(older, [5, 9], seed=3)  # what the trainer does for the CTC aid
+    folder = save_task_adapter(older, "asr", tmp_path / "older_with_head")
+    assert json.loads((folder / METADATA_FILE).read_text())["task_modules"] == ["projector", "markers", "ctc"]
+
+
+def test_a_damaged_ctc_head_is_refused_before_the_model_changes(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model, _ = _tiny()
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    _give_ctc_head(model, [5, 9, 30], seed=1)
+    folder = save_task_adapter(model, "asr", tmp_path / "asr")
+    tensors = load_file(folder / TASK_MODULES_FILE)
+    del tensors["ctc.bias"]
+    save_file(tensors, folder / TASK_MODULES_FILE)
+    fresh, _ = _tiny()
+    with pytest.raises(AdapterError, match=r"does not fit this model: ctc\.\*: a CTC head's tensors are"):
+        load_task_adapter(fresh, folder)
+    assert loaded_tasks(fresh) == [] and fresh.ctc is None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from unispeech import trainer as trainer_module
 from unispeech.adapters import load_task_adapter
@@ -27,6 +27,7 @@ from unispeech.checkpoints import (
 from unispeech.recipes import Source, load_recipe, recipe_from_dict
 from unispeech.testing import noise, tiny_model
 from unispeech.trainer import ADAPTER_FOLDER, CHECKPOINT_FOLDER, METRICS_FILE, TRAINABLE_FILE, Trainer
+from unispeech.weights import sha256_of
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "we", "saw", "it", "run", "far", "away"]
@@ -92,7 +93,7 @@ def test_stopped_and_resumed_run_equals_a_straight_run(manifest, tmp_path, time_
 
     expected, actual = trained_weights(tmp_path / "straight"), trained_weights(tmp_path / "interrupted")
     assert expected.keys() == actual.keys()
-    assert any(name.startswith("ctc.") for name in expected)  # the CTC head is part of the run
+    assert any(name.startswith("model.ctc.") for name in expected)  # the CTC head is part of the run
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
     # the metrics log holds each step once, the resumed steps included
@@ -157,6 +158,53 @@ def test_a_run_can_start_from_a_saved_adapter(manifest, tmp_path):
         assert any(value.abs().sum() > 0 for value in expected.values())
         for name in expected:
             torch.testing.assert_close(actual[name], expected[name], msg=name)
+
+
+def test_the_ctc_head_ships_with_the_adapter(manifest, tmp_path):
+    recipe = make_recipe(manifest, tmp_path / "run", steps=3, save_dtype="float32")
+    result = Trainer(recipe, show_progress=False).train()
+    saved = load_file(result.adapter / "task_modules.safetensors")
+    trained = trained_weights(tmp_path / "run")
+    for name in ("log_scale", "bias", "blank.weight", "blank.bias"):
+        torch.testing.assert_close(saved[f"ctc.{name}"], trained[f"model.ctc.{name}"], msg=name)
+    model, processor = tiny_model()
+    load_task_adapter(model, result.adapter)
+    transcripts = [json.loads(line)["text"] for line in manifest.open()]
+    spoken = sorted({token for text in transcripts for token in processor.tokenize(text)})
+    assert model.ctc.token_ids.tolist() == spoken
+
+
+def _rename_ctc_weights_as_before(checkpoint: Path) -> None:
+    """Make a checkpoint look like one written before the head moved into the model: `ctc.*`."""
+    weights = load_file(checkpoint / TRAINABLE_FILE)
+    renamed = {
+        name.removeprefix("model.") if name.startswith("model.ctc.") else name: value
+        for name, value in weights.items()
+    }
+    save_file(renamed, checkpoint / TRAINABLE_FILE)
+    checksums = {
+        file.name: sha256_of(file) for file in sorted(checkpoint.iterdir()) if file.name != CHECKSUMS_FILE
+    }
+    (checkpoint / CHECKSUMS_FILE).write_text(json.dumps(checksums))
+    assert verify(checkpoint) is None
+
+
+def test_a_run_with_the_old_ctc_names_resumes_and_a_finished_run_writes_its_adapter_again(manifest, tmp_path):
+    recipe = make_recipe(manifest, tmp_path / "run")
+    assert Trainer(recipe, show_progress=False, on_step=stop_at(3)).train().step == 3
+    _rename_ctc_weights_as_before(checkpoints(tmp_path / "run" / CHECKPOINT_FOLDER)[-1][1])
+    assert Trainer(recipe, resume=True, show_progress=False).train().step == 6
+    final = trained_weights(tmp_path / "run")
+    assert any(name.startswith("model.ctc.") for name in final)
+
+    _rename_ctc_weights_as_before(checkpoints(tmp_path / "run" / CHECKPOINT_FOLDER)[-1][1])
+    shutil.rmtree(tmp_path / "run" / ADAPTER_FOLDER)  # as if written by a trainer without the head
+    metrics = (tmp_path / "run" / METRICS_FILE).read_text()
+    result = Trainer(recipe, resume=True, show_progress=False).train()
+    assert result.step == 6 and not result.stopped
+    assert (tmp_path / "run" / METRICS_FILE).read_text() == metrics, "nothing trained"
+    saved = load_file(result.adapter / "task_modules.safetensors")
+    torch.testing.assert_close(saved["ctc.bias"].float(), final["model.ctc.bias"], rtol=1e-3, atol=1e-3)
 
 
 def test_dev_wer_by_ctc_during_the_warm_up_then_by_the_llm(manifest, tmp_path):

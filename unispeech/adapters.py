@@ -3,14 +3,17 @@
 A task adapter is a peft LoRA adapter on `model.backbone` (through transformers' PEFT integration:
 `add_adapter`, `load_adapter`, `set_adapter`, `disable_adapters`) together with the whole
 submodules of `UnispeechLMModel` the task trains fully (its *task modules*: any of `projector`,
-`markers`, `flow`). This module owns the adapter folder (`adapters/<model>/<task>/`: peft's
-`adapter_config.json` + `adapter_model.safetensors`, `task_modules.safetensors` with the modules'
-state dicts prefixed by module name, and `unispeech_adapter.json` with the task, its modules and a
-fingerprint of the base it was trained on), checks that fingerprint when loading, and switches
-tasks: `set_task` activates one task's LoRA and puts its task-module weights in place, `None` gives
-the bare base model back. Which tasks are loaded, their task-module weights and the base
-task-module weights live in a small registry on the model instance (`model._unispeech_adapters`);
-the active task's modules are the live ones, so weights trained in place survive a switch.
+`markers`, `flow`, and ASR's optional CTC head `ctc`, which the base model lacks: an adapter
+carries it when the model had one, and loading rebuilds it from its saved tensors, which carry its
+size; an adapter without one leaves the model without). This module owns the adapter folder
+(`adapters/<model>/<task>/`: peft's `adapter_config.json` + `adapter_model.safetensors`,
+`task_modules.safetensors` with the modules' state dicts prefixed by module name, and
+`unispeech_adapter.json` with the task, its modules and a fingerprint of the base it was trained
+on), checks that fingerprint when loading, and switches tasks: `set_task` activates one task's
+LoRA and puts its task-module weights in place, `None` gives the bare base model back. Which tasks
+are loaded, their task-module weights and the base task-module weights live in a small registry on
+the model instance (`model._unispeech_adapters`); the active task's modules are the live ones, so
+weights trained in place survive a switch.
 
 An adapter loaded *as* a registry task (`task="asr"`, as `unispeech.load` and the pipelines do)
 must hold that task: a folder recorded as another registry task is refused
@@ -32,7 +35,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from unispeech.ctc import CtcHead
 from unispeech.dependencies import check_peft
 from unispeech.sequences import TASKS
 
@@ -71,6 +75,11 @@ ATTENTION_MODULE_NAMES = ("self_attn", "attn", "attention", "self_attention")  #
 PROJECTION_TYPES = (nn.Linear, Conv1D)  # Conv1D: GPT-2's linear layers
 
 NOT_TASK_MODULES = ("backbone", "encoder")  # the backbone takes LoRA; the encoder stays frozen
+# Task modules the base model lacks (its attribute is None until an adapter or a training run sets
+# one), built from their saved tensors, whose shapes give their sizes.
+BUILT_FROM_WEIGHTS: dict[str, Callable[[Mapping[str, torch.Tensor]], nn.Module]] = {
+    "ctc": CtcHead.from_weights
+}
 SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")  # peft adapter names become module keys: no dots
 
@@ -176,10 +185,11 @@ def _adapter_name(task: str) -> str:
 
 
 def _task_modules(model: UnispeechLMModel, task: str, modules: Iterable[str] | None) -> tuple[str, ...]:
-    """Validated task-module names: `modules`, or the task's default."""
-    default = TASKS[task].task_modules if task in TASKS else ()
+    """Validated task-module names: `modules`, or the task's default (its optional ones included)."""
+    default = TASKS[task].task_modules + TASKS[task].optional_modules if task in TASKS else ()
     chosen = tuple(modules) if modules is not None else default
     allowed = [name for name, _ in model.named_children() if name not in NOT_TASK_MODULES]
+    allowed += [name for name in BUILT_FROM_WEIGHTS if name not in allowed]
     unknown = [name for name in chosen if name not in allowed]
     if unknown:
         raise ValueError(
@@ -207,7 +217,9 @@ def add_task_adapter(
     the task registry's `task_modules`) start from the base weights and are made trainable;
     every other module (the encoder, other tasks' modules) is frozen. `start_from` names a saved
     adapter folder (of this task or another, e.g. ASR's for audio-aware GER) to start from
-    instead; its LoRA rank, alpha and targets and its task modules must be the ones asked for."""
+    instead; its LoRA rank, alpha and targets and its task modules must be the ones asked for,
+    but for those built from weights (the CTC head): one the folder lacks starts as none, and one
+    the task does not train is left out."""
     check_peft()
     name = _adapter_name(task)
     registry = _registry(model, create=True)
@@ -219,7 +231,7 @@ def add_task_adapter(
     config = copy.deepcopy(lora) if lora is not None else default_lora_config(model)
     if start_from is not None:
         _check_start(Path(start_from), config, chosen)
-        _load(model, Path(start_from), task, trainable=True)  # another task's adapter on purpose
+        _load(model, Path(start_from), task, trainable=True, modules=chosen)  # another task's on purpose
         return
     _capture_base(model, registry, chosen)
     with _quiet_peft():
@@ -242,7 +254,8 @@ def save_task_adapter(
 ) -> Path:
     """Write `task`'s adapter folder at `path` (created if needed) and return it.
 
-    `modules` overrides which task modules are saved (default: the task's own). `dtype`
+    `modules` overrides which task modules are saved (default: the task's own; one built from
+    weights that the model lacks, such as a CTC head never trained, is left out). `dtype`
     (`torch.float16` or `torch.bfloat16`) stores floating tensors at that precision to halve the
     files; `None` keeps the model's. Each file is replaced atomically, `unispeech_adapter.json` last,
     so an interrupted save never looks like a complete adapter."""
@@ -252,7 +265,7 @@ def save_task_adapter(
     if dtype is not None and dtype not in SAVE_DTYPES.values():
         raise ValueError(f"dtype must be one of {', '.join(SAVE_DTYPES)} (or None), got {dtype}")
     if registry.active == task:
-        module_weights = {module: getattr(model, module).state_dict() for module in chosen}
+        module_weights = {module: _module_weights(model, module) for module in chosen}
     else:
         missing = [module for module in chosen if module not in state.weights]
         if missing:
@@ -261,10 +274,9 @@ def save_task_adapter(
                 f"{', '.join(state.modules) or 'none'}); activate it with set_task to save the live modules"
             )
         module_weights = {module: state.weights[module] for module in chosen}
+    chosen = tuple(module for module in chosen if module_weights[module] or module not in BUILT_FROM_WEIGHTS)
     task_tensors = {
-        f"{module}.{key}": value
-        for module, weights in module_weights.items()
-        for key, value in weights.items()
+        f"{module}.{key}": value for module in chosen for key, value in module_weights[module].items()
     }
     lora_tensors = {
         PEFT_KEY_PREFIX + key: value
@@ -338,13 +350,22 @@ def check_adapter_task(path: str | Path, task: str) -> None:
         )
 
 
-def _load(model: UnispeechLMModel, path: Path, task: str | None, trainable: bool) -> str:
+def _load(
+    model: UnispeechLMModel,
+    path: Path,
+    task: str | None,
+    trainable: bool,
+    modules: tuple[str, ...] | None = None,
+) -> str:
     """`load_task_adapter` without the task check: also what `add_task_adapter(start_from=...)`
-    uses to start one task from another task's adapter."""
+    uses to start one task from another task's adapter, with the task modules it trains
+    (`modules`; default: the folder's). The folder's other modules are left out."""
     metadata, task_tensors = _read_folder(path)
     task = task if task is not None else metadata["task"]
     name = _adapter_name(task)
-    chosen = _task_modules(model, task, metadata["task_modules"])
+    chosen = _task_modules(model, task, metadata["task_modules"] if modules is None else modules)
+    if modules is not None:
+        task_tensors = {key: value for key, value in task_tensors.items() if key.split(".", 1)[0] in chosen}
     _check_fingerprint(metadata["base"], _fingerprint(model.config, chosen), task, path)
     module_weights = _split_task_tensors(model, chosen, task_tensors, path)
 
@@ -429,11 +450,32 @@ def _loaded_state(registry: _Registry | None, task: str) -> _TaskState:
     return registry.tasks[task]
 
 
+def _module_weights(model: UnispeechLMModel, module: str) -> StateDict:
+    """A task module's state dict; empty for one the model lacks (a `ctc` that is None)."""
+    live = getattr(model, module)
+    return {} if live is None else live.state_dict()
+
+
+def _put_module_weights(model: UnispeechLMModel, module: str, weights: StateDict) -> None:
+    """Put a task module's weights in place: loaded into the live module, which a module built
+    from weights is only when its shapes fit (so an optimiser's parameters stay the model's);
+    otherwise such a module is built anew, and empty weights leave the model without it."""
+    live = getattr(model, module)
+    if module in BUILT_FROM_WEIGHTS:
+        fits = live is not None and all(
+            key in weights and weights[key].shape == value.shape for key, value in live.state_dict().items()
+        )
+        if not fits:
+            setattr(model, module, BUILT_FROM_WEIGHTS[module](weights) if weights else None)
+            return
+    live.load_state_dict(weights)
+
+
 def _capture_base(model: UnispeechLMModel, registry: _Registry, modules: Iterable[str]) -> None:
     """Remember the base weights of modules no loaded task has listed yet (so they are still base)."""
     for module in modules:
         if module not in registry.base:
-            registry.base[module] = _clone(getattr(model, module).state_dict())
+            registry.base[module] = _clone(_module_weights(model, module))
 
 
 @torch.no_grad()
@@ -442,11 +484,11 @@ def _activate(model: UnispeechLMModel, registry: _Registry, task: str | None) ->
     previous = registry.active
     if previous is not None and previous in registry.tasks:  # keep what was trained in place
         state = registry.tasks[previous]
-        state.weights = {module: _clone(getattr(model, module).state_dict()) for module in state.modules}
+        state.weights = {module: _clone(_module_weights(model, module)) for module in state.modules}
     target = registry.tasks[task] if task is not None else None
     for module, base_weights in registry.base.items():
         weights = target.weights.get(module, base_weights) if target is not None else base_weights
-        getattr(model, module).load_state_dict(weights)
+        _put_module_weights(model, module, weights)
     backbone = model.backbone
     if target is None:
         if registry.tasks:
@@ -462,16 +504,21 @@ def _activate(model: UnispeechLMModel, registry: _Registry, task: str | None) ->
 
 
 def _check_start(path: Path, lora: LoraConfig, modules: tuple[str, ...]) -> None:
-    """Refuse to start training from an adapter shaped unlike the one the caller asks for."""
+    """Refuse to start training from an adapter shaped unlike the one the caller asks for (modules
+    built from weights may differ: `add_task_adapter`)."""
     metadata, _ = _read_folder(path)
     saved = _read_json(path / ADAPTER_CONFIG_FILE)
+
+    def required(names: Iterable[str]) -> list[str]:
+        return [name for name in names if name not in BUILT_FROM_WEIGHTS]
+
     differing = [
         f"{key} {found!r} (asked: {wanted!r})"
         for key, wanted, found in (
             ("r", lora.r, saved.get("r")),
             ("lora_alpha", lora.lora_alpha, saved.get("lora_alpha")),
             ("target_modules", sorted(lora.target_modules), sorted(saved.get("target_modules") or [])),
-            ("task_modules", list(modules), metadata["task_modules"]),
+            ("task_modules", required(modules), required(metadata["task_modules"])),
         )
         if found != wanted
     ]
@@ -586,9 +633,17 @@ def _split_task_tensors(
     split: dict[str, StateDict] = {}
     problems: list[str] = []
     for module in modules:
-        live = getattr(model, module).state_dict()
         prefix = f"{module}."
         stored = {key.removeprefix(prefix): value for key, value in tensors.items() if key.startswith(prefix)}
+        if module in BUILT_FROM_WEIGHTS:  # checked by building it; none stored: the model will have none
+            try:
+                built = BUILT_FROM_WEIGHTS[module](stored) if stored else None
+            except (ValueError, RuntimeError) as error:
+                problems.append(f"{prefix}*: {error}")
+                continue
+            split[module] = {} if built is None else built.to(model.device, model.dtype).state_dict()
+            continue
+        live = getattr(model, module).state_dict()
         problems += [f"{prefix}{key} missing" for key in live.keys() - stored.keys()]
         problems += [f"{prefix}{key} unexpected" for key in stored.keys() - live.keys()]
         problems += [

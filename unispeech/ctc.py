@@ -1,4 +1,4 @@
-"""A CTC head on the projector's output: the ASR alignment aid of training.
+"""A CTC head on the projector's output: the ASR alignment aid of training, and joint decoding's.
 
 A frozen LLM learns to read speech embeddings slowly (the SLAM-ASR plateau, `../shared/NOTES.md`).
 `CtcHead` gives the projector a direct signal instead: each speech embedding is scored against the
@@ -7,10 +7,15 @@ so CTC pulls every embedding towards the token spoken there, in the space the ba
 reads. The score is the cosine between an embedding and a row times a learned scale (CLIP's
 inverse temperature, kept in log space so it stays positive), so the head never asks the projector
 for large embeddings. Only that scale, a bias per token and a blank score are learned; the
-embedding rows are read from the backbone at each call, never copied. The head is a training aid:
-it is checkpointed with a run but not shipped with the adapter. CTC over tokens rather than
+embedding rows are read from the backbone at each call, never copied. CTC over tokens rather than
 characters because the projector runs at 12.5 Hz, slower than speech's characters but faster than
 its tokens.
+
+The head is the model's `ctc` (None in the base model) and an optional task module of ASR
+(`sequences.TASKS`): an ASR adapter trained with the CTC aid carries it, for joint CTC/LLM and
+speculative decoding (`decoding.py`). Its size is set by the training transcripts (their token
+set), so a saved head is rebuilt from its own tensors: `from_weights` reads K from `token_ids` and
+D from `blank.weight`, and no config field records it.
 
 Shapes: `A` clips, `N` speech embeddings, `D` backbone width, `K` token ids in the head.
 """
@@ -18,7 +23,7 @@ Shapes: `A` clips, `N` speech embeddings, `D` backbone width, `K` token ids in t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -37,6 +42,20 @@ class CtcHead(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
         self.bias = nn.Parameter(torch.zeros(len(ids)))
         self.blank = nn.Linear(hidden_size, 1)
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, torch.Tensor]) -> CtcHead:
+        """The head whose state dict is `weights` (a saved head: its sizes are its tensors'), on
+        their device and in their floating dtype. Missing or unexpected keys raise `ValueError`."""
+        expected = {"token_ids", "log_scale", "bias", "blank.weight", "blank.bias"}
+        if weights.keys() != expected:
+            raise ValueError(
+                f"a CTC head's tensors are {', '.join(sorted(expected))}; got {', '.join(sorted(weights))}"
+            )
+        blank = weights["blank.weight"]  # (1, D)
+        head = cls(weights["token_ids"].tolist(), blank.shape[1]).to(device=blank.device, dtype=blank.dtype)
+        head.load_state_dict(weights)
+        return head
 
     def forward(self, speech: torch.Tensor, embedding: nn.Embedding) -> torch.Tensor:
         """Speech embeddings `(A, N, D)` → CTC log-probabilities `(A, N, 1 + K)`, blank first."""

@@ -4,8 +4,9 @@
 into embeddings; text tokens, task markers, speech embeddings and noisy mel patches are put in
 place of their positions (`embed_inputs`); one pass of the causal-LM backbone runs under the dual
 attention mask; then each task's head takes its loss: the LM head over transcript positions
-(cross-entropy) and the flow-matching head over the mel positions (masked MSE on velocities). A
-batch may mix ASR and TTS samples. The backbone is any transformers causal LM; `save_pretrained`
+(cross-entropy) and the flow-matching head over the mel positions (masked MSE on velocities). An
+ASR adapter may bring a CTC head on the speech embeddings (`ctc`, for decoding). A batch may mix
+ASR and TTS samples. The backbone is any transformers causal LM; `save_pretrained`
 and `from_pretrained` (safetensors) come from `PreTrainedModel`.
 
 Shapes: `B` batch, `L` positions, `D` backbone width, `A` samples with speech, `S` TTS samples,
@@ -22,6 +23,7 @@ from transformers import AutoModel, AutoModelForCausalLM, Cache, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from unispeech.configuration import UnispeechLMConfig
+from unispeech.ctc import CtcHead
 from unispeech.encoder import SpeechEncoder
 from unispeech.flow import FlowMatching, FlowMatchingExample, ZeroLinear
 from unispeech.lengths import mel_patches
@@ -74,6 +76,8 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         )
         self.markers = MarkerEmbedding(hidden_size)
         self.flow = FlowMatching(config)
+        # The CTC head of an ASR adapter trained with the CTC aid (ctc.py); none in the base model.
+        self.ctc: CtcHead | None = None
         self.post_init()
 
     @classmethod

@@ -175,17 +175,26 @@ def build_tts(ids: TokenIds, mel_patches: int, text: list[int], bidirectional_sp
 @dataclass(frozen=True)
 class Task:
     """A task's adapter name, sequence builder, attention over its speech, and the model's
-    submodules it trains beside its LoRA adapter (saved with it)."""
+    submodules it trains beside its LoRA adapter (saved with it). `optional_modules` are trained
+    and saved too when the model has them (ASR's CTC head: None unless a run trains one)."""
 
     name: str
     adapter_name: str
     build: Callable[..., Sequence]
     bidirectional_speech: bool
     task_modules: tuple[str, ...]
+    optional_modules: tuple[str, ...] = ()
 
 
 TASKS: dict[str, Task] = {
-    "asr": Task("asr", "asr", build_asr, bidirectional_speech=False, task_modules=("projector", "markers")),
+    "asr": Task(
+        "asr",
+        "asr",
+        build_asr,
+        bidirectional_speech=False,
+        task_modules=("projector", "markers"),
+        optional_modules=("ctc",),
+    ),
     "tts": Task("tts", "tts", build_tts, bidirectional_speech=True, task_modules=("flow", "markers")),
     "ger": Task("ger", "ger", build_ger, bidirectional_speech=False, task_modules=("projector", "markers")),
 }

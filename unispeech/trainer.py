@@ -6,7 +6,9 @@ over several tasks), fills the encoder cache, and runs AdamW under accelerate, s
 runs on one CPU process or as `accelerate launch` on many devices. Each optimiser step takes
 `grad_accumulation` length-bucketed batches from the seeded `BatchStream`; process `r` of `W`
 takes stream positions `r, r + W, …`. With the CTC aid, the first `ctc.warmup_steps` train only
-the projector by CTC (no LLM pass), then CTC stays as an auxiliary loss.
+the projector by CTC (no LLM pass), then CTC stays as an auxiliary loss. The CTC head is the
+model's `ctc`, an optional ASR task module, so the adapter carries it (for joint decoding): a new
+head over the training transcripts' tokens, or the one `init_from`'s adapter brought.
 
 Nothing is lost: checkpoints are atomic and verified (`checkpoints.py`), `resume=True` continues
 from the newest sound one exactly (weights, optimiser, scheduler, every RNG, stream position), and
@@ -15,6 +17,11 @@ SIGTERM or SIGINT (Ctrl-C) finishes the current step, checkpoints and returns. P
 peak memory); every `dev.every` steps the dev WER. At the end, or on such a stop, the adapter is
 saved to `<output>/adapter/` in the layout `adapters.load_task_adapter` reads. `init_from` starts
 the adapter from a saved one (e.g. audio-aware GER from the ASR adapter) instead of from scratch.
+
+Checkpoints of runs started before the CTC head moved into the model name its weights `ctc.*`
+(not `model.ctc.*`); they resume all the same. Resuming a finished run trains nothing and writes
+its adapter again from the last checkpoint: how such a run's adapter gets the CTC head its
+checkpoints hold (`unispeech train --config RECIPE --resume` once more after it ends).
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ RESUMABLE_CHANGES = (
 )
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # finish the step, checkpoint, save the adapter
 BNB_SKIP_MODULES = ["encoder", "projector", "markers", "flow", "lm_head"]  # kept in full precision
+LEGACY_CTC_PREFIX = "ctc."  # the CTC head's checkpoint names when it was the TrainingModule's own
 
 
 @dataclass
@@ -87,11 +95,12 @@ class TrainResult:
 
 
 class TrainingModule(nn.Module):
-    """The model and the CTC head under one forward, so that distributed training sees one call."""
+    """The model's losses (its CTC head's too) under one forward, so that distributed training
+    sees one call."""
 
-    def __init__(self, model: UnispeechLMModel, ctc: CtcHead | None, time_masks: TimeMasking | None = None):
+    def __init__(self, model: UnispeechLMModel, time_masks: TimeMasking | None = None):
         super().__init__()
-        self.model, self.ctc, self.time_masks = model, ctc, time_masks or TimeMasking()
+        self.model, self.time_masks = model, time_masks or TimeMasking()
 
     def forward(
         self,
@@ -120,9 +129,10 @@ class TrainingModule(nn.Module):
                     if getattr(output, name) is not None
                 }
             )
-        if self.ctc is not None and ctc_targets is not None and (ctc_only or ctc_weight > 0):
-            log_probs = self.ctc(speech[0], self.model.backbone.get_input_embeddings())
-            losses["ctc_loss"] = self.ctc.loss(log_probs, speech[1], ctc_targets)
+        ctc = self.model.ctc
+        if ctc is not None and ctc_targets is not None and (ctc_only or ctc_weight > 0):
+            log_probs = ctc(speech[0], self.model.backbone.get_input_embeddings())
+            losses["ctc_loss"] = ctc.loss(log_probs, speech[1], ctc_targets)
         weights = {"ctc_loss": 1.0 if ctc_only else ctc_weight}
         losses["loss"] = sum(weights.get(name, 1.0) * value for name, value in losses.items())
         return losses
@@ -189,7 +199,13 @@ class Trainer:
         )
         modules = None
         if self.recipe.task == JOINT_TASK:
-            modules = tuple(dict.fromkeys(m for task in self.recipe.tasks for m in TASKS[task].task_modules))
+            modules = tuple(
+                dict.fromkeys(
+                    module
+                    for task in self.recipe.tasks
+                    for module in TASKS[task].task_modules + TASKS[task].optional_modules
+                )
+            )
         add_task_adapter(model, self.recipe.task, config, modules, start_from=self.recipe.init_from)
 
     def _check_resumable(self, saved: dict) -> None:
@@ -237,9 +253,15 @@ class Trainer:
                 cache.fill(audio_files, processor, show_progress=self.show_progress and rank == 0)
         ctc = None
         if recipe.ctc.warmup_steps or recipe.ctc.weight:
-            token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
-            ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
-        module = TrainingModule(model, ctc, recipe.time_masks)
+            if model.ctc is None:
+                token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
+                model.ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
+            else:
+                logger.info(
+                    "continuing the CTC head of %s (%d tokens)", recipe.init_from, len(model.ctc.token_ids)
+                )
+            ctc = model.ctc
+        module = TrainingModule(model, recipe.time_masks)
 
         lora_params = [p for n, p in module.named_parameters() if p.requires_grad and "lora_" in n]
         other_params = [p for n, p in module.named_parameters() if p.requires_grad and "lora_" not in n]
@@ -389,10 +411,9 @@ class Trainer:
                 if ctc_only:
                     batch = processor([AsrSample(audio) for audio in audios]).to(inner.model.device)
                     speech = inner.model.encode_speech(batch["input_features"], batch["feature_lengths"])
-                    log_probs = inner.ctc(speech[0], inner.model.backbone.get_input_embeddings())
-                    hypotheses = [
-                        processor.tokenizer.decode(ids) for ids in inner.ctc.decode(log_probs, speech[1])
-                    ]
+                    ctc = inner.model.ctc
+                    log_probs = ctc(speech[0], inner.model.backbone.get_input_embeddings())
+                    hypotheses = [processor.tokenizer.decode(ids) for ids in ctc.decode(log_probs, speech[1])]
                 else:
                     hypotheses = [t.text for t in transcribe(inner.model, processor, audios)]
                     reliance = audio_reliance(inner.model, processor, audios, references)
@@ -450,7 +471,10 @@ class Trainer:
                 f"the checkpoint was written by {state['world_size']} processes, this run has "
                 f"{accelerator.num_processes}: resume with the same number"
             )
-        weights = load_file(folder / TRAINABLE_FILE)
+        weights = {
+            f"model.{name}" if name.startswith(LEGACY_CTC_PREFIX) else name: value
+            for name, value in load_file(folder / TRAINABLE_FILE).items()
+        }
         parameters = dict(module.named_parameters())
         expected = {n for n, p in parameters.items() if p.requires_grad}
         shapes = [n for n in expected & set(weights) if weights[n].shape != parameters[n].shape]
