@@ -1,12 +1,26 @@
 """The decode loop: cached decoding equals recomputation, beam 1 equals greedy, batches equal
-samples alone, and the length guard holds."""
+samples alone, and the length guard holds; joint CTC/LLM scores are what they say and a CTC head
+steers the beam; speculative decoding writes greedy's tokens in fewer passes."""
+
+from dataclasses import replace
 
 import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.decoding import DecodingOptions, decode, decode_samples, embed_prompts, rank_score
-from unispeech.processor import AsrSample
+from unispeech.ctc import BLANK, CtcHead
+from unispeech.ctc_prefix import CtcPrefixScorer
+from unispeech.decoding import (
+    MAX_DRAFT_TOKENS,
+    NO_CTC_HEAD,
+    CtcOutput,
+    DecodingOptions,
+    decode,
+    decode_samples,
+    embed_prompts,
+    rank_score,
+)
+from unispeech.processor import AsrSample, GerSample
 
 
 def _prompts(model, processor, seconds=(0.6, 0.25, 0.4)):
@@ -124,6 +138,13 @@ def test_options_are_validated():
         DecodingOptions(max_new_tokens=0)
     with pytest.raises(ValueError, match="no_repeat_ngram_size must be at least 1"):
         DecodingOptions(no_repeat_ngram_size=0)
+    for weight in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=rf"ctc_weight must be in \[0, 1\) \(0: no CTC\), got {weight}"):
+            DecodingOptions(ctc_weight=weight)
+    with pytest.raises(ValueError, match=r"speculative .* takes no beam_size \(got 2\)"):
+        DecodingOptions(speculative=True, beam_size=2)
+    with pytest.raises(ValueError, match=r"and no ctc_weight \(got 0.3\)"):
+        DecodingOptions(speculative=True, ctc_weight=0.3)
 
 
 def test_rank_score():
@@ -160,3 +181,210 @@ def test_a_model_on_the_gpu_decodes_there(trained_like, beam_size):
     finally:
         model.to("cpu")
     assert on_gpu == on_cpu
+
+
+# ---------------------------------------------------------------------------------- the CTC head
+
+HEAD_TOKENS = [40, 41, 42, 43, 44, 45]  # the tiny byte tokenizer's "()*+,-"
+EOS = 2
+
+
+def _head(model, token_ids=HEAD_TOKENS, seed: int = 0) -> CtcHead:
+    """A random CTC head (a trained one's parameters moved far from the initial ones)."""
+    head = CtcHead(token_ids, model.config.text_config.hidden_size)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator))
+    return head
+
+
+def _ctc_favouring(head: CtcHead, transcripts: list[list[int]]) -> CtcOutput:
+    """CTC output sure of each clip's `transcripts` (tokens of the head): token, blank, token, …"""
+    frames = 2 * max(map(len, transcripts)) + 1
+    scores = torch.zeros(len(transcripts), frames, 1 + len(head.token_ids))  # (B, T, C)
+    index = {token: k + 1 for k, token in enumerate(head.token_ids.tolist())}
+    for clip, transcript in enumerate(transcripts):
+        scores[clip, :, BLANK] = 8.0
+        for position, token in enumerate(transcript):
+            scores[clip, 2 * position, BLANK] = 0.0
+            scores[clip, 2 * position, index[token]] = 8.0
+    lengths = torch.tensor([2 * len(transcript) + 1 for transcript in transcripts])
+    return CtcOutput(head, scores.log_softmax(-1), lengths)
+
+
+def _llm_log_probability(model, embeddings, mask, row: int, tokens: list[int], finished: bool) -> float:
+    """The LLM's log-probability of `tokens` (and eos when finished) after a prompt, recomputed."""
+    real = mask[row].bool()
+    continuation = torch.tensor([*tokens, EOS] if finished else tokens)
+    inputs = torch.cat(
+        [embeddings[row : row + 1, real], model.backbone.get_input_embeddings()(continuation)[None]], 1
+    )
+    hidden = model.run_backbone(inputs, torch.ones(inputs.shape[:2], dtype=torch.long))
+    logits = model.backbone.get_output_embeddings()(hidden[0, int(real.sum()) - 1 : -1])
+    return logits.float().log_softmax(-1).gather(1, continuation[:, None]).sum().item()
+
+
+def _ctc_log_probability(ctc: CtcOutput, clip: int, tokens: list[int]) -> float:
+    """log P_CTC(tokens) of one clip: the prefix scorer's eos score after the tokens."""
+    vocab = int(ctc.head.token_ids.max()) + 1  # enough for the tokens scored here
+    scorer = CtcPrefixScorer(ctc.log_probs, ctc.lengths, ctc.head.token_ids, vocab, EOS, torch.tensor([clip]))
+    for token in tokens:
+        scorer.score(torch.tensor([[token]]))
+        scorer.advance(torch.tensor([0]), torch.tensor([0]))
+    return float(scorer.score(torch.tensor([[EOS]]))[0, 0])
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("beam_size", [None, 3])
+def test_a_zero_ctc_weight_decodes_exactly_as_without_a_head(trained_like, beam_size):
+    model, processor = trained_like
+    samples = [AsrSample(noise_clip(s, 16000, seed=i), None, 16000) for i, s in enumerate((0.5, 0.3))]
+    options = DecodingOptions(beam_size=beam_size, n_best=beam_size or 1, max_new_tokens=10)
+    without = decode_samples(model, processor, samples, options)
+    model.ctc = _head(model)
+    try:
+        with_head = decode_samples(model, processor, samples, replace(options, ctc_weight=0.0))
+        embeddings, mask = embed_prompts(model, processor, samples)
+        ctc = _ctc_favouring(model.ctc, [[40, 41], [42]])
+        given_ctc = decode(model, embeddings, mask, EOS, options, ctc=ctc)
+    finally:
+        model.ctc = None
+    for expected, actual, given in zip(without, with_head, given_ctc, strict=True):
+        assert [(h.tokens, h.log_probability, h.score) for h in actual] == [
+            (h.tokens, h.log_probability, h.score) for h in expected
+        ]
+        assert [h.tokens for h in given] == [h.tokens for h in expected]
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("beam_size", [None, 3])
+def test_joint_scores_mix_the_llm_and_ctc_log_probabilities(trained_like, beam_size):
+    model, processor = trained_like
+    embeddings, mask = _prompts(model, processor, seconds=(0.5, 0.3))
+    ctc = _ctc_favouring(_head(model), [[40, 43, 41], [44, 44, 42, 45]])
+    weight = 0.4
+    options = DecodingOptions(beam_size=beam_size, n_best=beam_size or 1, max_new_tokens=8, ctc_weight=weight)
+    for row, hypotheses in enumerate(decode(model, embeddings, mask, EOS, options, ctc=ctc)):
+        for hypothesis in hypotheses:
+            assert set(hypothesis.tokens) <= set(HEAD_TOKENS), "tokens the head lacks score -inf"
+            llm = _llm_log_probability(model, embeddings, mask, row, hypothesis.tokens, hypothesis.finished)
+            assert hypothesis.log_probability == pytest.approx(llm, abs=1e-3)
+            if hypothesis.finished:
+                joint = (1 - weight) * llm + weight * _ctc_log_probability(ctc, row, hypothesis.tokens)
+                length = len(hypothesis.tokens) + 1
+                assert hypothesis.score == pytest.approx(rank_score(joint, length, None), abs=1e-3)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    ("beam_size", "head_tokens", "transcripts"),
+    [
+        (3, [40, 41, 42, 43], [[43, 40, 40, 41], [42, 41, 42]]),  # repeats need CTC's blank between
+        (None, [40, 41], [[41, 40, 40, 41], [40]]),  # greedy: a beam of one through the scorer
+    ],
+    ids=["beam", "greedy"],
+)
+def test_a_ctc_head_sure_of_a_transcript_steers_a_random_llm_to_it(seed, beam_size, head_tokens, transcripts):
+    """The head's tokens are few enough that all are candidates (`PRE_BEAM_RATIO` per beam)."""
+    from unispeech.testing import tiny_model
+
+    torch.manual_seed(seed)
+    model, processor = tiny_model()
+    embeddings, mask = _prompts(model, processor, seconds=(0.5, 0.3))
+    ctc = _ctc_favouring(_head(model, head_tokens, seed=seed), transcripts)
+    plain = decode(model, embeddings, mask, EOS, DecodingOptions(beam_size=beam_size, max_new_tokens=8))
+    assert all(best.tokens != transcript for (best,), transcript in zip(plain, transcripts, strict=True))
+    options = DecodingOptions(beam_size=beam_size, max_new_tokens=8, ctc_weight=0.7)
+    steered = decode(model, embeddings, mask, EOS, options, ctc=ctc)
+    assert [best.tokens for (best,) in steered] == transcripts
+    assert all(best.finished for (best,) in steered)
+
+
+@torch.inference_mode()
+def test_joint_decoding_of_samples_uses_the_models_head_and_refuses_without_one(trained_like):
+    model, processor = trained_like
+    samples = [AsrSample(noise_clip(0.4, 16000), None, 16000)]
+    joint = DecodingOptions(beam_size=2, max_new_tokens=6, ctc_weight=0.5)
+    for options in (joint, DecodingOptions(speculative=True, max_new_tokens=6)):
+        with pytest.raises(ValueError) as raised:
+            decode_samples(model, processor, samples, options)
+        assert str(raised.value) == NO_CTC_HEAD
+    model.ctc = _head(model)
+    try:
+        [[best]] = decode_samples(model, processor, samples, joint)
+        assert set(best.tokens) <= set(HEAD_TOKENS)
+        with pytest.raises(ValueError, match=r"are for ASR samples \(speech to transcribe\), not GerSample"):
+            decode_samples(model, processor, [GerSample(("a cat", "a hat"))], joint)
+    finally:
+        model.ctc = None
+
+
+class _CountedPasses:
+    """Counts the backbone passes of a decode."""
+
+    def __init__(self, model, monkeypatch):
+        self.passes = 0
+        original = model.run_backbone
+
+        def counted(*args, **kwargs):
+            self.passes += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(model, "run_backbone", counted)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("no_repeat_ngram_size", [None, 2])
+def test_speculative_decoding_writes_greedys_tokens_with_any_head(trained_like, seed, no_repeat_ngram_size):
+    """Random heads on the model draft mostly wrong tokens; the output is greedy's all the same."""
+    model, processor = trained_like
+    samples = [AsrSample(noise_clip(s, 16000, seed=seed + i), None, 16000) for i, s in enumerate((0.6, 0.3))]
+    greedy = DecodingOptions(max_new_tokens=20, no_repeat_ngram_size=no_repeat_ngram_size)
+    speculative = DecodingOptions(
+        max_new_tokens=20, no_repeat_ngram_size=no_repeat_ngram_size, speculative=True
+    )
+    budgets = [20, 7]
+    expected = [
+        decode_samples(model, processor, [sample], greedy, [b])
+        for sample, b in zip(samples, budgets, strict=True)
+    ]
+    generator = torch.Generator().manual_seed(seed)
+    vocab = model.backbone.get_input_embeddings().num_embeddings
+    model.ctc = _head(model, torch.randint(3, vocab, (30,), generator=generator).tolist(), seed=seed)
+    try:
+        actual = decode_samples(model, processor, samples, speculative, budgets)
+    finally:
+        model.ctc = None
+    for [[want]], [got] in zip(expected, actual, strict=True):
+        assert got.tokens == want.tokens and got.finished == want.finished
+        assert got.log_probability == pytest.approx(want.log_probability, abs=1e-3)
+        assert got.text == want.text
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("damage", ["none", "substituted", "inserted", "dropped"])
+def test_speculative_decoding_accepts_a_good_draft_in_few_passes(trained_like, monkeypatch, damage):
+    model, processor = trained_like
+    embeddings, mask = _prompts(model, processor, seconds=(0.6,))
+    (want,) = decode(model, embeddings, mask, -1, DecodingOptions(max_new_tokens=40))[0]  # eos never comes
+    assert len(want.tokens) == 40
+    head = CtcHead(sorted(set(want.tokens) | {3}), model.config.text_config.hidden_size)
+    draft = list(want.tokens)
+    if damage == "substituted":
+        draft[10] = 3
+    elif damage == "inserted":
+        draft.insert(10, 3)
+    elif damage == "dropped":
+        del draft[10]
+    ctc = _ctc_favouring(head, [draft])
+    assert ctc.drafts() == [draft]
+    counter = _CountedPasses(model, monkeypatch)
+    (got,) = decode(
+        model, embeddings, mask, -1, DecodingOptions(max_new_tokens=40, speculative=True), ctc=ctc
+    )[0]
+    assert got.tokens == want.tokens and not got.finished
+    least = -(-len(want.tokens) // (MAX_DRAFT_TOKENS + 1)) + 1  # the prompt, then full drafts
+    assert counter.passes <= least + (0 if damage == "none" else 2), counter.passes
