@@ -8,6 +8,7 @@ from unispeech.adapters import add_task_adapter
 from unispeech.benchmarks import asr
 from unispeech.benchmarks.clips import read_clips, source_names
 from unispeech.cli import EXIT_USER_ERROR, main
+from unispeech.decoding import DecodingOptions
 from unispeech.evaluation import word_error_rate
 from unispeech.manifest import ManifestError
 
@@ -89,8 +90,9 @@ def test_unusable_lines_are_skipped_counted_and_reported(tmp_path):
 def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
     chosen = {}
 
-    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size):
+    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding):
         chosen.update(model=model, adapters=adapters, hint=language_hint)
+        assert decoding == DecodingOptions()
         return LookupTranscriber(HYPOTHESES, name=model)
 
     monkeypatch.setattr(asr, "load_transcriber", fake_loader)
@@ -105,6 +107,39 @@ def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
     assert "22.22 %" in markdown and "unispeech eval asr --manifest" in markdown
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "CER/WER 18.75 % on 4 utterances (0 skipped)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--ctc-weight", "0.3"], DecodingOptions(ctc_weight=0.3)),
+        (["--speculative"], DecodingOptions(speculative=True)),
+    ],
+)
+def test_the_cli_decodes_with_the_ctc_flags(corpus, tmp_path, monkeypatch, flags, expected):
+    chosen = []
+
+    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding):
+        chosen.append(decoding)
+        return LookupTranscriber(HYPOTHESES, name=model)
+
+    monkeypatch.setattr(asr, "load_transcriber", fake_loader)
+    out = tmp_path / "report"
+    assert main(["eval", "asr", "--manifest", str(corpus), "--out", str(out), *flags]) == 0
+    assert chosen == [expected]
+    assert " ".join(flags) in json.loads((out / "report.json").read_text())["command"]
+
+
+def test_whisper_base_takes_no_ctc_options():
+    with pytest.raises(ValueError, match="decoding options are for a unispeech model; whisper-base decodes"):
+        asr.load_transcriber("whisper-base", decoding=DecodingOptions(ctc_weight=0.3))
+
+
+def test_a_bad_ctc_weight_fails_before_the_model_loads(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(asr, "load_transcriber", lambda *args: pytest.fail("loaded a model"))
+    command = ["eval", "asr", "--manifest", str(corpus), "--out", str(tmp_path / "out"), "--ctc-weight", "2"]
+    assert main(command) == EXIT_USER_ERROR
+    _one_line_error(capsys, "ctc_weight must be in [0, 1)")
 
 
 def _one_line_error(capsys, message: str) -> None:

@@ -67,6 +67,29 @@ def test_ratios_and_jobs_with_an_injected_runner(manifest):
         "TTS RTF, NFE 8",
     ]
     assert report.chart.series["whisper-base"] == [0.5, 0.5, None, None]
+    assert report.data["decoding"] == {"ctc_weight": 0.0, "speculative": False}
+
+
+def test_the_ctc_options_reach_our_model_only(manifest):
+    jobs = []
+
+    def runner(job):
+        jobs.append(job)
+        return _canned(job)
+
+    options = speed.SpeedOptions(tts_clips=0, ctc_weight=0.3)
+    result = speed.measure_speed(
+        read_clips([manifest]), "mine", None, "w.pt", options, runner, progress=False
+    )
+    assert [(job.model, job.ctc_weight, job.speculative) for job in jobs] == [
+        ("mine", 0.3, False),
+        ("whisper-base", 0.0, False),
+    ]
+    report = speed.speed_report(result, [str(manifest)])
+    assert report.data["decoding"] == {"ctc_weight": 0.3, "speculative": False}
+    assert "- `mine` decodes ASR greedily with ctc_weight 0.3, speculative off" in report.notes
+    with pytest.raises(ValueError, match="speculative decoding reproduces plain greedy decoding"):
+        speed.SpeedOptions(ctc_weight=0.3, speculative=True)
 
 
 def test_jobs_run_in_process_with_tiny_models(manifest, tiny_dir, tmp_path):

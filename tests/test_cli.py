@@ -267,6 +267,32 @@ def test_an_adapter_folder_of_another_task_is_one_line(capsys, tiny_dir, tmp_pat
     _one_line_error(capsys, "transcribe", f"the adapter at {folder} holds task 'tts', not 'asr'")
 
 
+def test_transcribe_with_the_ctc_head_of_the_asr_adapter(capsys, tiny_dir, tmp_path):
+    from tests.conftest import noise_clip
+    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.ctc import CtcHead
+    from unispeech.decoding import NO_CTC_HEAD
+    from unispeech.testing import tiny_model
+
+    model, _ = tiny_model()
+    add_task_adapter(model, "asr")
+    model.ctc = CtcHead(range(3, 259), model.config.text_config.hidden_size)  # every byte token
+    save_task_adapter(model, "asr", tmp_path / "adapters" / "asr")
+    audio = _write(tmp_path / "a.wav", noise_clip(0.5, 16000))
+    args = ["transcribe", audio, "--json", "--model", str(tiny_dir)]
+
+    def transcript(*flags: str) -> str:
+        assert main([*args, "--adapters", str(tmp_path / "adapters"), *flags]) == 0
+        return json.loads(capsys.readouterr().out)["text"]
+
+    assert transcript("--speculative") == transcript()
+    assert isinstance(transcript("--ctc-weight", "0.5", "--beam-size", "2"), str)
+    assert main([*args, "--adapters", "none", "--speculative"]) == EXIT_USER_ERROR
+    _one_line_error(capsys, "transcribe", NO_CTC_HEAD)
+    assert main([*args, "--adapters", "none", "--ctc-weight", "1"]) == EXIT_USER_ERROR
+    _one_line_error(capsys, "transcribe", "ctc_weight must be in [0, 1)")
+
+
 def test_data_import_validate_and_split(capsys, tmp_path):
     from tests.conftest import noise_clip
 

@@ -80,3 +80,15 @@ def test_options_are_validated():
         TranscriptionOptions(window_seconds=40)
     with pytest.raises(ValueError, match="search_seconds"):
         TranscriptionOptions(window_seconds=5, search_seconds=5)
+
+
+@pytest.mark.parametrize("decoding", [DecodingOptions(ctc_weight=0.3), DecodingOptions(speculative=True)])
+def test_ctc_decoding_without_a_head_is_refused_before_any_work(tiny_sdpa, decoding):
+    from unispeech.decoding import NO_CTC_HEAD
+
+    model, processor = tiny_sdpa
+    with pytest.raises(ValueError) as raised:
+        transcribe(
+            model, processor, [np.zeros(16000, np.float32)], TranscriptionOptions(decoding=decoding), 16000
+        )
+    assert str(raised.value) == NO_CTC_HEAD, "even silence, which decodes nothing, is refused"

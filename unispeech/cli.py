@@ -5,6 +5,7 @@ result, and turns the errors users cause (bad audio, bad text, bad settings) int
 stderr and a non-zero exit code instead of a traceback.
 
     unispeech transcribe FILE... [--nbest N] [--json]          speech to text (any length)
+             [--ctc-weight W] [--speculative]             … with the ASR adapter's CTC head
     unispeech speak TEXT --prompt WAV [--prompt-text T] -o OUT.wav   text to speech in a cloned voice
     unispeech correct [FILE]                      correct N-best lists (JSON, on stdin or in FILE)
     unispeech data import|validate|split|synth|nbest|nbest-stats   manifests, corpora, N-best lists
@@ -84,6 +85,30 @@ def _load(args: argparse.Namespace):
     return load(args.model, adapters=None if adapters == "none" else adapters)
 
 
+def _ctc_decoding(args: argparse.Namespace) -> dict[str, float | bool]:
+    """The CTC decoding flags (`_add_ctc_flags`) as `DecodingOptions` fields; an unset
+    `--ctc-weight` keeps the options' default."""
+    fields: dict[str, float | bool] = {"speculative": args.speculative}
+    if args.ctc_weight is not None:
+        fields["ctc_weight"] = args.ctc_weight
+    return fields
+
+
+def _add_ctc_flags(command: argparse.ArgumentParser) -> None:
+    """`DecodingOptions.ctc_weight` and `.speculative`: decoding helped by the ASR adapter's CTC head."""
+    command.add_argument(
+        "--ctc-weight",
+        type=float,
+        help="joint CTC/LLM decoding, ranked by (1 - W)·LLM + W·CTC log-probability, W in [0, 1) "
+        "(default 0: the LLM alone); needs an ASR adapter with a CTC head",
+    )
+    command.add_argument(
+        "--speculative",
+        action="store_true",
+        help="greedy decoding with drafts from the CTC head: the same transcripts in fewer LLM passes",
+    )
+
+
 def _transcribe(args: argparse.Namespace) -> None:
     import json
 
@@ -93,7 +118,7 @@ def _transcribe(args: argparse.Namespace) -> None:
 
     beams = args.beam_size if args.beam_size is not None else (args.nbest if args.nbest > 1 else None)
     options = TranscriptionOptions(
-        decoding=DecodingOptions(beam_size=beams, n_best=args.nbest),
+        decoding=DecodingOptions(beam_size=beams, n_best=args.nbest, **_ctc_decoding(args)),
         language=args.language,
         batch_size=args.batch_size,
     )
@@ -395,13 +420,15 @@ def _eval_asr(args: argparse.Namespace) -> None:
     )
     from unispeech.benchmarks.clips import read_clips
     from unispeech.benchmarks.report import number, percent, write_report
+    from unispeech.decoding import DecodingOptions
 
     options = AsrBenchmarkOptions(batch_size=args.batch_size, worst=args.worst)
+    decoding = DecodingOptions(**_ctc_decoding(args))  # bad values fail before anything loads
     if args.reliance and args.model == WHISPER_BASE:
         raise ValueError("--reliance scores a unispeech model's ASR adapter, not whisper-base")
     clips = read_clips(args.manifest, args.limit, args.sample)  # a bad manifest fails before the model loads
     transcriber = load_transcriber(
-        args.model, _eval_adapters(args), args.whisper, args.language_hint, args.batch_size
+        args.model, _eval_adapters(args), args.whisper, args.language_hint, args.batch_size, decoding
     )
     result = score_asr(clips, transcriber, options)
     reliance = None
@@ -518,6 +545,7 @@ def _eval_speed(args: argparse.Namespace) -> None:
         threads=args.threads,
         warmup=not args.no_warmup,
         language_hint=args.language_hint,
+        **_ctc_decoding(args),
     )
     limit = DEFAULT_CLIPS if args.limit is None and args.sample is None else args.limit
     clips = read_clips(args.manifest, limit, args.sample)
@@ -566,6 +594,7 @@ def _add_eval_commands(commands) -> None:
         action="store_true",
         help="also score the references with their own speech, another clip's and none (does it listen?)",
     )
+    _add_ctc_flags(asr)
     asr.set_defaults(run=_eval_asr)
 
     tts = evaluate.add_parser("tts", help="round-trip WER, speaker similarity and real-time factor of TTS")
@@ -622,6 +651,7 @@ def _add_eval_commands(commands) -> None:
     speed.add_argument(
         "--language-hint", action="store_true", help="give our model each clip's language (hint-trained)"
     )
+    _add_ctc_flags(speed)
     speed.set_defaults(run=_eval_speed)
 
 
@@ -646,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--language", help="a language hint, e.g. en")
     transcribe.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     transcribe.add_argument("--json", action="store_true", help="one JSON object per file")
+    _add_ctc_flags(transcribe)
     model_flags(transcribe)
     transcribe.set_defaults(run=_transcribe)
 

@@ -453,6 +453,12 @@ def embed_prompts(
     return embeddings, attention_mask
 
 
+def require_ctc_head(model: UnispeechLMModel, options: DecodingOptions) -> None:
+    """Refuse, before any work, CTC decoding `options` for a model whose ASR adapter has no head."""
+    if (options.ctc_weight > 0 or options.speculative) and model.ctc is None:
+        raise ValueError(NO_CTC_HEAD)
+
+
 def ctc_output(
     model: UnispeechLMModel,
     samples: list[AsrSample | GerSample],

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from unispeech.audio import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, AudioSource, load_audio
-from unispeech.decoding import DecodingOptions, Hypothesis, decode_samples
+from unispeech.decoding import DecodingOptions, Hypothesis, decode_samples, require_ctc_head
 from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import AsrSample, UnispeechLMProcessor
 
@@ -113,6 +113,7 @@ def transcribe(
     progress: bool = False,
 ) -> list[Transcription]:
     """Transcribe recordings (paths, or arrays at `sampling_rate`), one `Transcription` each."""
+    require_ctc_head(model, options.decoding)
     windows: list[tuple[int, float, float, np.ndarray]] = []  # (recording, start s, end s, audio)
     for index, source in enumerate(audios):
         audio = load_audio(source, WHISPER_SAMPLE_RATE, sampling_rate)

@@ -35,6 +35,7 @@ from unispeech.benchmarks.report import (
     skipped_section,
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
+from unispeech.decoding import DecodingOptions
 from unispeech.reliance import AudioReliance, audio_reliance
 from unispeech.transcription import TranscriptionOptions
 
@@ -106,16 +107,23 @@ def load_transcriber(
     whisper_weights: str = "smol",
     language_hint: bool = False,
     batch_size: int = TranscriptionOptions().batch_size,
+    decoding: DecodingOptions = DecodingOptions(),
 ) -> Transcriber:
     """`"whisper-base"` (openai-whisper base from the `whisper_weights` cache name or file), or a
-    unispeech model by name or folder with its adapters (see `unispeech.load`)."""
+    unispeech model by name or folder with its adapters (see `unispeech.load`), decoding as
+    `decoding` says (its CTC options, `ctc_weight` and `speculative`, among others)."""
     if model == WHISPER_BASE:
+        if decoding != DecodingOptions():
+            raise ValueError(
+                f"decoding options are for a unispeech model; {WHISPER_BASE} decodes as openai-whisper "
+                f"does (greedy, no CTC head), got {decoding}"
+            )
         from unispeech.pretrained import load_whisper
 
         return WhisperTranscriber(load_whisper(whisper_weights))
     from unispeech.api import load
 
-    options = TranscriptionOptions(batch_size=batch_size)
+    options = TranscriptionOptions(decoding=decoding, batch_size=batch_size)
     return UnispeechTranscriber(load(model, adapters=adapters), options, language_hint, name=model)
 
 

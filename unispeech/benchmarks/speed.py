@@ -41,6 +41,7 @@ from unispeech.benchmarks.asr import WHISPER_BASE
 from unispeech.benchmarks.clips import Clip, Skipped, load_usable, require_some
 from unispeech.benchmarks.report import BarChart, Report, markdown_table, number, skipped_section
 from unispeech.benchmarks.tts import TtsPair, pair_by_speaker
+from unispeech.decoding import DecodingOptions
 from unispeech.synthesis import SynthesisOptions
 
 ASR, TTS = "asr", "tts"
@@ -55,7 +56,8 @@ SHARED_LIBRARIES = ("torch", "transformers", "whisper", "unispeech.api", "unispe
 class SpeedOptions:
     """`nfe`: the TTS step counts timed; `tts_clips`: how many clips TTS speaks (0: no TTS);
     `threads`: torch threads in every child (None: this process's count); `warmup`: one untimed
-    clip first."""
+    clip first; `ctc_weight` and `speculative`: how the unispeech model decodes ASR
+    (`DecodingOptions`; whisper-base decodes its own way)."""
 
     nfe: tuple[int, ...] = DEFAULT_NFE
     tts_clips: int = 3
@@ -63,8 +65,16 @@ class SpeedOptions:
     warmup: bool = True
     guidance_strength: float = SynthesisOptions().guidance_strength
     language_hint: bool = False
+    ctc_weight: float = DecodingOptions().ctc_weight
+    speculative: bool = DecodingOptions().speculative
+
+    @property
+    def decoding(self) -> DecodingOptions:
+        """The unispeech model's ASR decoding (validated when these options are made)."""
+        return DecodingOptions(ctc_weight=self.ctc_weight, speculative=self.speculative)
 
     def __post_init__(self) -> None:
+        _ = self.decoding  # validates the decoding fields now, not in the child process
         if not self.nfe or min(self.nfe) < 1:
             raise ValueError(f"nfe must be step counts >= 1, got {self.nfe}")
         if self.tts_clips < 0:
@@ -76,7 +86,8 @@ class SpeedOptions:
 @dataclass(frozen=True)
 class SpeedJob:
     """What one child process runs: `system` (asr or tts) of `model`, on `clips` (path, lang, text);
-    TTS speaks `pairs` (target index, prompt index) at each of `nfe`."""
+    ASR decodes with `ctc_weight` and `speculative`; TTS speaks `pairs` (target index, prompt
+    index) at each of `nfe`."""
 
     system: str
     model: str
@@ -89,6 +100,8 @@ class SpeedJob:
     pairs: list[tuple[int, int]] = field(default_factory=list)
     nfe: list[int] = field(default_factory=list)
     guidance_strength: float = SynthesisOptions().guidance_strength
+    ctc_weight: float = DecodingOptions().ctc_weight
+    speculative: bool = DecodingOptions().speculative
 
 
 Runner = Callable[[SpeedJob], dict]
@@ -126,7 +139,8 @@ def run_job(job: SpeedJob, progress: bool = True) -> dict:
     if job.system == ASR:
         from unispeech.benchmarks.asr import load_transcriber
 
-        system = load_transcriber(job.model, job.adapters, job.whisper, job.language_hint)
+        decoding = DecodingOptions(ctc_weight=job.ctc_weight, speculative=job.speculative)
+        system = load_transcriber(job.model, job.adapters, job.whisper, job.language_hint, decoding=decoding)
     else:
         from unispeech.api import load
 
@@ -266,8 +280,10 @@ def measure_speed(
         "threads": threads,
         "warmup": options.warmup,
     }
+    decoding = {"ctc_weight": options.ctc_weight, "speculative": options.speculative}
     jobs = [
-        SpeedJob(ASR, name, language_hint=options.language_hint, **common) for name in (model, WHISPER_BASE)
+        SpeedJob(ASR, model, language_hint=options.language_hint, **decoding, **common),
+        SpeedJob(ASR, WHISPER_BASE, language_hint=options.language_hint, **common),
     ]
     if options.tts_clips:
         pairs = _tts_pairs(chosen)[: options.tts_clips]
@@ -325,9 +341,12 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
         "peak_added": ratio(ours["peak_added_gib"], baseline["peak_added_gib"]),
         "peak_rss": ratio(ours["peak_rss_gib"], baseline["peak_rss_gib"]),
     }
+    decoding = result.options.decoding
     notes = [
         f"- systems: `{result.model}` (unispeech) and `{WHISPER_BASE}` (openai-whisper base, greedy), "
         f"each in a fresh process, {result.threads} torch thread(s)",
+        f"- `{result.model}` decodes ASR greedily with ctc_weight {decoding.ctc_weight}, speculative "
+        f"{'on' if decoding.speculative else 'off'}",
         f"- manifests: {', '.join(f'`{m}`' for m in manifests)}",
         *([f"- command: `{command}`"] if command else []),
     ]
@@ -395,6 +414,7 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
         "clips": len(result.clips),
         "audio_seconds": result.audio_seconds,
         "threads": result.threads,
+        "decoding": {"ctc_weight": decoding.ctc_weight, "speculative": decoding.speculative},
         "asr": rows,
         "ratios": ratios,
         "tts": tts_rows,
