@@ -23,8 +23,8 @@ from unispeech.adapters import (
     set_task,
 )
 from unispeech.ctc import CtcHead
-from unispeech.processor import AsrSample, TtsSample
-from unispeech.testing import tiny_model
+from unispeech.processor import AsrSample
+from unispeech.testing import tiny_model, tts_sample
 
 SMALL_LORA_RANK = 4
 TRAINING_NOISE = 0.05  # scale of the random "training" updates: enough to move every output
@@ -45,7 +45,7 @@ def _batch(processor):
     return processor(
         [
             AsrSample(noise_clip(0.5, 16000, 1), "hello world", 16000),
-            TtsSample(noise_clip(0.3, 22050, 2), "speak this", 22050),
+            tts_sample(noise_clip(0.3, 22050, 2), "speak this", processor.config, 22050),
         ]
     )
 

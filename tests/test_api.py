@@ -151,28 +151,39 @@ def test_the_shipped_ger_adapter_copies_a_right_transcript_and_leaves_short_list
 
 @pytest.mark.real
 def test_the_shipped_tts_adapter_predicts_mel_velocities_better_than_the_bare_base(shipped):
-    """The flow-matching loss of the bundled clip (a training clip) under one fixed draw: the
-    shipped TTS adapter must beat the untrained head it started from by a wide margin."""
+    """The flow-matching and duration losses of the bundled clip (a training clip, with its
+    aligned durations) under one fixed draw: the shipped TTS adapter must beat the untrained
+    head it started from by a wide margin."""
     import torch
 
     from unispeech.adapters import set_task
+    from unispeech.phoneme_durations import read_durations
+    from unispeech.phonemes import phoneme_units
     from unispeech.processor import TtsSample
     from unispeech.samples import LJSPEECH_SAMPLE
 
     smol = shipped
     assert "tts" in smol.tasks, "adapters/smol/tts is shipped"
-    batch = smol.processor([TtsSample(LJSPEECH_SAMPLE.path, LJSPEECH_SAMPLE.text)])
+    [aligned] = read_durations(LJSPEECH_SAMPLE.durations).values()
+    units = tuple(phoneme_units(aligned.phonemes))
+    sample = TtsSample(
+        LJSPEECH_SAMPLE.path, LJSPEECH_SAMPLE.text, units, aligned.durations, aligned.frames // 4
+    )
+    batch = smol.processor([sample])
     model = smol.model
     draw = model.flow.draw(
         model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(0)
     )
+    draw.drop_text[:] = draw.drop_audio[:] = False
     losses = {}
     with torch.no_grad():
         for task in ("tts", None):
             set_task(model, task)
-            losses[task] = float(model(**batch, flow_example=draw).tts_loss)
+            output = model(**batch, flow_example=draw)
+            losses[task] = (float(output.tts_loss), float(output.duration_loss))
     set_task(model, None)
-    assert losses["tts"] < 0.8 * losses[None], losses
+    assert losses["tts"][0] < 0.8 * losses[None][0], losses
+    assert losses["tts"][1] < 0.5 * losses[None][1], losses
 
 
 @pytest.mark.gpu

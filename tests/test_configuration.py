@@ -39,8 +39,8 @@ def test_any_causal_lm_backbone():
         ({"mel_patch_size": 0}, "mel_patch_size must be at least 1, got 0"),
         ({"projector_stack": 0}, "projector_stack must be at least 1"),
         (
-            {"infill_min_fraction": 0.9, "infill_max_fraction": 0.5},
-            "infill_min_fraction <= infill_max_fraction",
+            {"prompt_max_fraction": 1.0},
+            r"prompt_max_fraction must be in \[0, 1\)",
         ),
         ({"audio_drop_prob": 1.5}, r"audio_drop_prob must be a probability in \[0, 1\], got 1.5"),
         ({"mel_std": 0.0}, "mel_std must be positive"),

@@ -31,36 +31,49 @@ def test_a_training_draw_follows_the_recipe(flow):
     t = example.time[:, None, None]
     noise = mel - example.velocity
     torch.testing.assert_close(example.noisy, (1 - t) * noise + t * mel)
-    spans = example.infill.sum(dim=1)
-    assert (spans >= (0.7 * lengths).long().clamp(min=1)).all() and (spans <= lengths).all()
-    frames = torch.arange(40)[None]
-    assert not (example.infill & (frames >= lengths[:, None])).any(), "infill stays inside the utterance"
-    runs = example.infill[:, 0].int() + example.infill.int().diff(dim=1).clamp(min=0).sum(dim=1)
-    assert (runs == 1).all(), "the infilled frames form one contiguous span"
-    assert (example.condition[example.infill] == 0).all()
-    kept = ~example.infill & (frames < lengths[:, None])
-    audio_dropped = example.condition.abs().sum(dim=(1, 2)) == 0
-    assert audio_dropped[example.drop_text].all(), "dropping the text drops the audio too"
-    torch.testing.assert_close(
-        example.condition[kept & ~audio_dropped[:, None]], mel[kept & ~audio_dropped[:, None]]
-    )
-    assert 0 < audio_dropped.float().mean() < 0.9
+    assert torch.equal(example.frames, torch.arange(40)[None] < lengths[:, None])
+    assert example.drop_audio[example.drop_text].all(), "dropping the text drops the prompt too"
+    assert 0 < example.drop_text.float().mean() < example.drop_audio.float().mean() < 0.9
 
 
-def test_loss_is_the_mean_over_infilled_frames_only():
+def test_loss_is_the_mean_over_real_frames_only():
     predicted = torch.zeros(1, 3, 2)
     target = torch.tensor([[[1.0, 1.0], [2.0, 2.0], [10.0, 10.0]]])
-    infill = torch.tensor([[True, True, False]])
-    assert FlowMatching.loss(predicted, target, infill).item() == pytest.approx((1 + 4) / 2)
+    frames = torch.tensor([[True, True, False]])
+    assert FlowMatching.loss(predicted, target, frames).item() == pytest.approx((1 + 4) / 2)
 
 
 def test_an_untrained_head_starts_switched_off(flow):
-    embeddings = flow.embed(torch.randn(1, 6, 80), torch.randn(1, 6, 80))
-    assert (embeddings == 0).all()
+    assert (flow.embed_prompt(torch.randn(1, 6, 80)) == 0).all()
+    units = torch.zeros(1, 6, 4, dtype=torch.long)  # padding: no phonemes
+    assert (flow.embed_target(torch.randn(1, 6, 80), units, torch.tensor([True])) == 0).all()
     hidden = torch.randn(2, 4, 64)
     time_embedding = flow.time_embedding(torch.tensor([0.1, 0.9]))
     normalised = torch.nn.functional.layer_norm(hidden, (64,))
     torch.testing.assert_close(flow.output_norm(hidden, time_embedding), normalised)
+
+
+def test_each_patch_carries_the_mean_of_its_frames_phonemes(flow):
+    units = torch.tensor([[[5, 0, 0, 0]] * 3 + [[7, 9, 0, 0]] * 2])  # (1, 5, 4): 3 frames of 5, 2 of 7+9
+    embeddings = flow.embed_target(torch.zeros(1, 5, 80), units, torch.tensor([True]))  # (1, 2, D), p = 3
+    table = flow.phonemes.table.weight
+    torch.testing.assert_close(embeddings[0, 0], table[5])
+    torch.testing.assert_close(embeddings[0, 1], 2 * (table[7] + table[9]) / 3)  # the padded frame adds 0
+    unseen = flow.embed_target(torch.zeros(1, 5, 80), units, torch.tensor([False]))
+    assert (unseen == 0).all(), "guidance's unconditional row gets no phonemes"
+
+
+def test_the_duration_predictor_ignores_padding_and_its_loss_is_on_log_frames(flow):
+    units = torch.randint(3, 50, (2, 6, 4))
+    lengths = torch.tensor([6, 3])
+    log_frames = flow.log_durations(units, lengths)
+    assert log_frames.shape == (2, 6) and (log_frames[1, 3:] == 0).all()
+    shorter = flow.log_durations(units[1:, :3], lengths[1:])
+    torch.testing.assert_close(log_frames[1:, :3], shorter)
+    durations = torch.tensor([[1, 2, 4, 8, 1, 1], [2, 2, 2, 99, 99, 99]])
+    loss = FlowMatching.duration_loss(torch.zeros(2, 6), durations, lengths)
+    expected = (torch.tensor([1.0, 2, 4, 8, 1, 1, 2, 2, 2]).log() ** 2).mean()
+    torch.testing.assert_close(loss, expected)
 
 
 def test_time_embedding_tells_times_apart():

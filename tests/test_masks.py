@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
+from unispeech.markers import Marker
 from unispeech.masks import dual_attention_mask, position_ids, span_ids
-from unispeech.processor import AsrSample, TtsSample
+from unispeech.processor import AsrSample
+from unispeech.testing import tts_sample
 
 BLOCKED = torch.finfo(torch.float32).min
 
@@ -78,7 +80,7 @@ def mixed_batch(tiny):
     model, processor = tiny
     batch = processor(
         [
-            TtsSample(noise_clip(0.1, 22050), "ab cd", sampling_rate=22050),
+            tts_sample(noise_clip(0.4, 22050), "ab cd", model.config, 22050, prompt_fraction=0.3),
             AsrSample(noise_clip(0.5, 16000), "hello there", sampling_rate=16000),
         ]
     )
@@ -108,16 +110,22 @@ def test_asr_speech_is_causal(mixed_batch):
 
 
 @torch.no_grad()
-def test_tts_span_is_bidirectional_and_sees_the_text_before_it(mixed_batch):
+def test_tts_spans_are_bidirectional_and_the_prefix_never_sees_the_generated_one(mixed_batch):
     model, batch, embeddings = mixed_batch
-    span = torch.nonzero(batch["bidirectional_mask"][0]).flatten()
-    text = torch.nonzero(batch["text_condition_mask"][0]).flatten()
-    last = int(span[-1])
-    moved = _moved(*_perturbed(model, batch, embeddings, last))
+    time = int(torch.nonzero(batch["marker_ids"][0] == Marker.TIME)[0])
+    real = int(batch["attention_mask"][0].sum())
+    span = torch.arange(time, real)
+    prompt = torch.nonzero(batch["prompt_mask"][0]).flatten()
+    text = torch.nonzero(batch["text_condition_mask"][0] & ~batch["prompt_condition_mask"][0]).flatten()
+    assert len(prompt) >= 2 and len(text) > 0
+    moved = _moved(*_perturbed(model, batch, embeddings, int(span[-1])))
     assert moved[span].all(), "every span position sees the last one"
-    assert not moved[: span[0]].any(), "the text before the span does not see it"
+    assert not moved[:time].any(), "the text and the prompt before the span do not see it"
+    moved = _moved(*_perturbed(model, batch, embeddings, int(prompt[-1])))
+    assert moved[prompt].all(), "the prompt is bidirectional inside itself"
+    assert not moved[: prompt[0]].any() and moved[span].all(), "the text does not see it, the span does"
     moved = _moved(*_perturbed(model, batch, embeddings, int(text[0])))
-    assert moved[span].all(), "the span sees the text"
+    assert moved[prompt].all() and moved[span].all(), "prompt and span see the text"
 
 
 @torch.no_grad()

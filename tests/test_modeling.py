@@ -5,15 +5,15 @@ from tests.conftest import noise_clip
 from unispeech.flow import FlowMatchingExample
 from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import AsrSample, TtsSample
-from unispeech.testing import tiny_model
+from unispeech.testing import tiny_model, tts_sample
 
 
-def _samples():
+def _samples(config):
     return [
         AsrSample(noise_clip(0.6, 16000, 1), "hello world", 16000),
-        TtsSample(noise_clip(0.3, 22050, 2), "speak this", 22050),
+        tts_sample(noise_clip(0.3, 22050, 2), "speak this", config, 22050),
         AsrSample(noise_clip(0.25, 16000, 3), "hi", 16000),
-        TtsSample(noise_clip(0.15, 22050, 4), "short", 22050),
+        tts_sample(noise_clip(0.15, 22050, 4), "short", config, 22050, prompt_fraction=0.0),
     ]
 
 
@@ -21,13 +21,14 @@ def test_a_mixed_batch_trains_both_tasks(tiny):
     model, processor = tiny
     model.train()
     try:
-        output = model(**processor(_samples()), generator=torch.Generator().manual_seed(0))
+        output = model(**processor(_samples(model.config)), generator=torch.Generator().manual_seed(1))
         assert torch.isfinite(output.text_loss) and torch.isfinite(output.tts_loss)
-        torch.testing.assert_close(output.loss, output.text_loss + output.tts_loss)
+        torch.testing.assert_close(output.loss, output.text_loss + output.tts_loss + output.duration_loss)
         model.zero_grad()
         output.loss.backward()
         assert model.projector.linear_in.weight.grad.abs().sum() > 0
         assert model.flow.mel_input.linear.weight.grad.abs().sum() > 0
+        assert model.flow.durations.output.weight.grad.abs().sum() > 0
         assert model.markers.embedding.weight.grad[[0, 1, 2, 3]].abs().sum(dim=1).gt(0).all()
         assert all(p.grad is None for p in model.encoder.parameters()), "the encoder is frozen"
     finally:
@@ -38,7 +39,7 @@ def test_a_mixed_batch_trains_both_tasks(tiny):
 @torch.no_grad()
 def test_text_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
     model, processor = tiny_sdpa
-    batch = processor([s for s in _samples() if isinstance(s, AsrSample)])
+    batch = processor([s for s in _samples(model.config) if isinstance(s, AsrSample)])
     output = model(**batch)
     speech = model.encode_speech(batch["input_features"], batch["feature_lengths"])
     embeddings = model.embed_inputs(batch["input_ids"], batch["marker_ids"], batch["speech_mask"], speech)
@@ -52,7 +53,7 @@ def test_text_loss_is_the_backbones_own_causal_lm_loss(tiny_sdpa):
 @torch.no_grad()
 def test_speech_enters_the_backbone_at_the_scale_of_its_token_embeddings(tiny):
     model, processor = tiny
-    batch = processor([s for s in _samples() if isinstance(s, AsrSample)])
+    batch = processor([s for s in _samples(model.config) if isinstance(s, AsrSample)])
     model.projector.linear_out.weight.mul_(100)  # however large the projector's raw output
     speech, lengths = model.encode_speech(batch["input_features"], batch["feature_lengths"])
     model.projector.linear_out.weight.div_(100)
@@ -68,16 +69,16 @@ def _select(example: FlowMatchingExample, index: int, frames: int) -> FlowMatchi
         time=example.time[row],
         noisy=example.noisy[row, :frames],
         velocity=example.velocity[row, :frames],
-        condition=example.condition[row, :frames],
-        infill=example.infill[row, :frames],
+        frames=example.frames[row, :frames],
         drop_text=example.drop_text[row],
+        drop_audio=example.drop_audio[row],
     )
 
 
 @torch.no_grad()
 def test_a_batch_equals_each_sample_alone(tiny):
     model, processor = tiny
-    samples = _samples()
+    samples = _samples(model.config)
     batch = processor(samples)
     example = model.flow.draw(
         model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(0)
@@ -100,7 +101,7 @@ def test_sdpa_and_eager_agree():
     sdpa, processor = tiny_model("sdpa")
     eager, _ = tiny_model("eager")
     eager.load_state_dict(sdpa.state_dict())
-    batch = processor(_samples())
+    batch = processor(_samples(sdpa.config))
     example = sdpa.flow.draw(
         sdpa.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(1)
     )
@@ -114,7 +115,7 @@ def test_save_and_load_round_trip(tiny_sdpa, tmp_path):
     model.save_pretrained(tmp_path)
     loaded = UnispeechLMModel.from_pretrained(tmp_path).eval()
     assert (tmp_path / "model.safetensors").exists()
-    batch = processor(_samples())
+    batch = processor(_samples(model.config))
     example = model.flow.draw(
         model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(2)
     )
@@ -138,18 +139,14 @@ def test_dropping_the_text_hides_it_from_the_span(tiny_sdpa):
     """Texts of equal length, so only what they say differs (positions do not)."""
     model, processor = tiny_sdpa
     clip = noise_clip(0.2, 22050, 5)
-    batch = processor([TtsSample(clip, "one text", 22050), TtsSample(clip, "two word", 22050)])
-    example = model.flow.draw(
-        model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(3)
+    config = model.config
+    batch = processor(
+        [tts_sample(clip, "one text", config, 22050), tts_sample(clip, "two word", config, 22050)]
     )
-    example.noisy[1], example.time[1], example.condition[1] = (
-        example.noisy[0],
-        example.time[0],
-        example.condition[0],
-    )
+    example = _same_draw(model, batch)
 
     def span_states(drop_text: bool) -> torch.Tensor:
-        example.drop_text[:] = drop_text
+        example.drop_text[:] = example.drop_audio[:] = drop_text
         hidden = model(**batch, flow_example=example).last_hidden_state
         return torch.stack([hidden[row][batch["mel_mask"][row]] for row in range(2)])
 
@@ -157,6 +154,38 @@ def test_dropping_the_text_hides_it_from_the_span(tiny_sdpa):
     torch.testing.assert_close(hidden[0], hidden[1], atol=1e-5, rtol=1e-5)
     hidden = span_states(drop_text=False)
     assert (hidden[0] - hidden[1]).abs().max() > 1e-3
+
+
+@torch.no_grad()
+def test_dropping_the_audio_hides_the_prompt_from_the_span():
+    """Two clips of one length saying one text: only their prompts differ. (The prompt's input
+    projection starts at zero, so it is set at random here: an untrained head hears no prompt.)"""
+    model, processor = tiny_model("sdpa")
+    torch.nn.init.normal_(model.flow.mel_input.linear.weight, std=0.1)
+    config = model.config
+    clips = [noise_clip(0.3, 22050, 6), 0.01 * noise_clip(0.3, 22050, 7)]  # loud and quiet: other mels
+    batch = processor([tts_sample(clip, "same text", config, 22050) for clip in clips])
+    example = _same_draw(model, batch)
+
+    def span_states(drop_audio: bool) -> torch.Tensor:
+        example.drop_audio[:] = drop_audio
+        hidden = model(**batch, flow_example=example).last_hidden_state
+        return torch.stack([hidden[row][batch["mel_mask"][row]] for row in range(2)])
+
+    hidden = span_states(drop_audio=True)
+    torch.testing.assert_close(hidden[0], hidden[1], atol=1e-5, rtol=1e-5)
+    hidden = span_states(drop_audio=False)
+    assert (hidden[0] - hidden[1]).abs().max() > 1e-3
+
+
+def _same_draw(model, batch) -> FlowMatchingExample:
+    """A draw for a batch of two whose second row's time and noisy mel are the first's."""
+    example = model.flow.draw(
+        model.flow.normalize(batch["mel"]), batch["mel_lengths"], torch.Generator().manual_seed(3)
+    )
+    example.noisy[1], example.time[1] = example.noisy[0], example.time[0]
+    example.drop_text[:] = False
+    return example
 
 
 def test_a_loaded_model_keeps_its_encoder_frozen(tiny_dir):

@@ -19,7 +19,7 @@ def test_a_mixed_batch_keeps_order_and_counts(processor):
     batch = processor(
         [
             AsrSample(clips[0], "first", sampling_rate=16000),
-            TtsSample(noise_clip(0.2, 22050), "spoken", sampling_rate=22050, extra_frames=5),
+            TtsSample(noise_clip(0.2, 22050), "spoken", ((5,), (6,)), (3, 2), sampling_rate=22050),
             AsrSample(clips[1], "second", sampling_rate=16000),
         ]
     )
@@ -30,16 +30,27 @@ def test_a_mixed_batch_keeps_order_and_counts(processor):
     )
     assert (batch["input_features"][1, :, 30:] == 0).all()
     assert batch["speech_mask"].sum(dim=1).tolist() == [speech_tokens(50, 4), 0, speech_tokens(30, 4)]
-    frames = int(0.2 * 22050) // 256 + 5
-    assert batch["mel_lengths"].tolist() == [frames]
-    assert batch["mel_mask"].sum(dim=1).tolist() == [
-        0,
-        mel_patches(frames, processor.config.mel_patch_size),
-        0,
-    ]
-    assert (batch["mel"][0, -5:] == 0).all(), "frames to generate start empty"
+    prompt = int(0.2 * 22050) // 256 // 4 * 4  # the prompt, trimmed to whole patches of 4
+    assert batch["mel_lengths"].tolist() == [5] and batch["prompt_frames"].tolist() == [prompt]
+    assert batch["mel_mask"].sum(dim=1).tolist() == [0, mel_patches(5, 4), 0]
+    assert batch["prompt_mask"].sum(dim=1).tolist() == [0, prompt // 4, 0]
+    assert (batch["mel"][0] == 0).all(), "frames to generate start empty"
+    assert batch["frame_units"][0, :, 0].tolist() == [5, 5, 5, 6, 6], "each frame carries its unit"
     text = processor.tokenizer.decode(batch["labels"][2][batch["labels"][2] != -100])
     assert text == "second</s>"
+
+
+def test_a_training_sample_splits_into_prompt_and_generated_frames(processor):
+    clip = noise_clip(0.2, 22050)  # 17 vocoder frames
+    units = ((5,), (6, 7), (8,))
+    batch = processor([TtsSample(clip, "abc", units, (6, 6, 5), prompt_frames=7, sampling_rate=22050)])
+    mel = processor.vocoder_features(clip, 22050)
+    assert batch["prompt_frames"].tolist() == [4] and batch["mel_lengths"].tolist() == [13]  # 7 → 4
+    torch.testing.assert_close(batch["prompt_mel"][0], mel[:4])
+    torch.testing.assert_close(batch["mel"][0], mel[4:])
+    assert batch["frame_units"][0, :, 0].tolist() == [5, 5] + [6] * 6 + [8] * 5
+    assert batch["units"][0].tolist() == [[5, 0, 0, 0], [6, 7, 0, 0], [8, 0, 0, 0]]
+    assert batch["unit_durations"].tolist() == [[6, 6, 5]] and batch["unit_lengths"].tolist() == [3]
 
 
 def test_ger_samples_with_and_without_audio(processor):
@@ -83,8 +94,15 @@ def test_full_context_pads_to_30_seconds():
 @pytest.mark.parametrize(
     ("sample", "error", "message"),
     [
-        (TtsSample(noise_clip(0.2, 22050), "   ", 22050), ValueError, "TTS needs text"),
-        (TtsSample(noise_clip(0.2, 22050), "x", 22050, extra_frames=-1), ValueError, "extra_frames"),
+        (TtsSample(noise_clip(0.2, 22050), "   ", ((5,),), (3,), None, 22050), ValueError, "TTS needs text"),
+        (TtsSample(noise_clip(0.2, 22050), "x", (), (), None, 22050), ValueError, "phoneme units"),
+        (
+            TtsSample(noise_clip(0.2, 22050), "x", ((5,),), (0,), None, 22050),
+            ValueError,
+            "at least one frame",
+        ),
+        (TtsSample(noise_clip(0.2, 22050), "x", ((5,),), (9,), 2, 22050), ValueError, "align the clip again"),
+        (TtsSample(noise_clip(0.2, 22050), "x", ((5,),), (17,), 17, 22050), ValueError, "prompt_frames"),
         (AsrSample(noise_clip(31.0, 16000), "x", 16000), ValueError, r"31.0 s exceeds the encoder's 30 s"),
         (AsrSample(np.zeros(0, np.float32), "x", 16000), AudioError, "empty"),
         (AsrSample(np.full(800, np.nan, np.float32), "x", 16000), AudioError, "NaN"),

@@ -80,7 +80,11 @@ def test_defaults_fill_what_the_file_leaves_out():
         ({"steps": 10, "ctc": {"warmup_steps": 10}}, r"ctc.warmup_steps \(10\) must be below steps \(10\)"),
         ({"steps": 10, "ctc": {"warmup_steps": 11}}, r"ctc.warmup_steps \(11\) must be below steps \(10\)"),
         (
-            {"task": "tts", "sources": [{"task": "tts", "manifest": "m"}], "ctc": {"weight": 0.3}},
+            {
+                "task": "tts",
+                "sources": [{"task": "tts", "manifest": "m", "durations": "d"}],
+                "ctc": {"weight": 0.3},
+            },
             "the CTC alignment aid needs an asr source",
         ),
         (
@@ -89,6 +93,10 @@ def test_defaults_fill_what_the_file_leaves_out():
         ),
         ({"time_masks": {"masks": 2}, "cache_features": False}, "time_masks fall on cached encoder states"),
         ({"time_masks": {"max_fraction": 2}}, r"max_fraction must lie in \[0, 1\]"),
+        (
+            {"task": "tts", "sources": [{"task": "tts", "manifest": "voices.jsonl"}]},
+            r"a tts source needs `durations:` .*, voices has none",
+        ),
         ({"dev": {"every": 10, "limit": 5, "manifest": None, "x": 1}}, r"recipe\.dev: x"),
         ({"lora": {"rank": 8, "nonsense": True}}, r"recipe\.lora: nonsense"),
     ],
@@ -105,7 +113,7 @@ def test_a_joint_recipe_trains_every_task_of_its_sources():
             sources=[
                 {"task": "ger", "nbest": "n.jsonl", "weight": 0.5},
                 {"task": "asr", "manifest": "a.jsonl"},
-                {"task": "tts", "manifest": "t.jsonl"},
+                {"task": "tts", "manifest": "t.jsonl", "durations": "d.jsonl"},
                 {"task": "asr", "manifest": "b.jsonl", "name": "more"},
             ],
             ctc={"warmup_steps": 5, "weight": 0.1},

@@ -48,19 +48,24 @@ def test_asr_for_decoding_stops_after_the_speech():
     assert sequence.marker_ids[-1] == Marker.ASR_END and set(sequence.labels) == {IGNORE_INDEX}
 
 
-def test_tts_layout_span_and_text_condition():
-    sequence = build_tts(IDS, mel_patches=4, text=[5, 6, 7], bidirectional_speech=True)
+def test_tts_layout_spans_and_conditions():
+    sequence = build_tts(IDS, prompt_patches=2, mel_patches=4, text=[5, 6, 7], bidirectional_speech=True)
     assert sequence.kinds[:4] == [PositionKind.TEXT] * 4
-    assert sequence.marker_ids[4:6] == [Marker.TTS_START, Marker.TIME]
-    assert sequence.kinds[6:] == [PositionKind.MEL] * 4
-    assert sequence.bidirectional == [False] * 5 + [True] * 5, "the time token and the mel form the span"
-    assert sequence.text_condition == [False, True, True, True, True] + [False] * 5, "bos stays visible"
+    assert sequence.kinds[4:6] == [PositionKind.PROMPT] * 2
+    assert sequence.marker_ids[6:8] == [Marker.TTS_START, Marker.TIME]
+    assert sequence.kinds[8:] == [PositionKind.MEL] * 4
+    # two spans, the prompt's and the generated one's, kept apart by the causal <tts_start>
+    assert sequence.bidirectional == [False] * 4 + [True] * 2 + [False] + [True] * 5
+    assert sequence.text_condition == [False] + [True] * 6 + [False] * 5, "bos stays visible"
+    assert sequence.prompt_condition == [False] * 4 + [True] * 3 + [False] * 5
     assert set(sequence.labels) == {IGNORE_INDEX}
 
 
-def test_without_bos():
-    sequence = build_tts(TokenIds(bos=None, eos=2, pad=0), mel_patches=1, text=[5], bidirectional_speech=True)
-    assert sequence.token_ids[0] == 5
+def test_tts_without_bos_or_prompt():
+    ids = TokenIds(bos=None, eos=2, pad=0)
+    sequence = build_tts(ids, 0, mel_patches=1, text=[5], bidirectional_speech=True)
+    assert sequence.token_ids[0] == 5 and PositionKind.PROMPT not in sequence.kinds
+    assert sequence.prompt_condition == [False, True, False, False]
 
 
 def test_registry():

@@ -8,6 +8,8 @@ import torch
 from tests.conftest import noise_clip
 from unispeech.audio import AudioError, MelSettings
 from unispeech.flow import FlowMatchingExample
+from unispeech.phoneme_durations import even_durations
+from unispeech.phonemes import Phonemizer, phoneme_units
 from unispeech.processor import TtsSample
 from unispeech.synthesis import (
     MAX_SENTENCE_CHARACTERS,
@@ -19,7 +21,8 @@ from unispeech.synthesis import (
     TextRatioDuration,
     cross_fade,
     generate_mel,
-    sentence_frames,
+    predicted_frames,
+    sentence_durations,
     speak,
     split_sentences,
 )
@@ -83,6 +86,23 @@ def _prompt_frames(prompt: np.ndarray) -> int:
     return len(prompt) // HOP
 
 
+def _frames(model, sentences: list[str], prompt: np.ndarray, prompt_text: str, options) -> list[int]:
+    """The frames `speak` gives each sentence (overlaps included), found as it finds them."""
+    *units, prompt_units = Phonemizer().units([*sentences, prompt_text], options.language)
+    durations = sentence_durations(
+        model, units, prompt_units, _prompt_frames(prompt), options, FRAME_RATE, _overlap_frames(options)
+    )
+    return [sum(sentence) for sentence in durations]
+
+
+def _inference_sample(prompt: np.ndarray, text: str, frames: int) -> TtsSample:
+    """The prompt, then `text` (its characters as units) spread over `frames` frames."""
+    units = phoneme_units(text.lower())
+    return TtsSample(
+        prompt, f"{PROMPT_TEXT} {text}", tuple(units), even_durations(len(units), frames), None, RATE
+    )
+
+
 def _overlap_frames(options: SynthesisOptions) -> int:
     return round(options.cross_fade * FRAME_RATE)
 
@@ -95,6 +115,7 @@ def _overlap_frames(options: SynthesisOptions) -> int:
 @pytest.mark.parametrize("patch_size", [1, 3])
 def test_the_prefix_cache_equals_recomputing_every_step(prompt, guidance_strength, patch_size):
     model, processor = _awake(patch_size)
+    units = phoneme_units("cache me if you can.")
     mels = [
         generate_mel(
             model,
@@ -102,7 +123,8 @@ def test_the_prefix_cache_equals_recomputing_every_step(prompt, guidance_strengt
             prompt,
             PROMPT_TEXT,
             "Cache me if you can.",
-            40,
+            units,
+            even_durations(len(units), 40),
             SynthesisOptions(steps=4, guidance_strength=guidance_strength, use_prefix_cache=cached),
             torch.Generator().manual_seed(0),
         )
@@ -130,25 +152,22 @@ def test_the_cached_path_gives_the_same_audio(tts, frame_mean, prompt):
 
 @pytest.mark.parametrize("velocity_class", [PrefixCachedVelocity, FullSequenceVelocity])
 def test_both_rows_are_the_training_forward_with_and_without_the_condition(tts, prompt, velocity_class):
-    """Row 0 sees the text and the prompt mel; row 1 is the training-time text+audio drop."""
+    """Row 0 sees the text, the prompt and the phonemes; row 1 is the training-time text drop."""
     model, processor = tts
-    batch = processor([TtsSample(prompt, f"{PROMPT_TEXT} and more", RATE, extra_frames=20)])
+    batch = processor([_inference_sample(prompt, "and more", 20)])
     frames = batch["mel"].shape[1]
-    prompt_frames = frames - 20
     x = torch.randn(1, frames, 80)
     time = 0.3
     with torch.inference_mode():
-        conditional, unconditional = velocity_class(model, batch, prompt_frames, guided=True)(x, time)
-    infill = torch.arange(frames)[None] >= prompt_frames
-    known = model.flow.normalize(batch["mel"]) * ~infill[..., None]
+        conditional, unconditional = velocity_class(model, batch, guided=True)(x, time)
     for velocity, drop in ((conditional, False), (unconditional, True)):
         example = FlowMatchingExample(
             time=torch.tensor([time]),
             noisy=x,
             velocity=torch.zeros_like(x),
-            condition=torch.zeros_like(x) if drop else known,
-            infill=infill,
+            frames=torch.ones(1, frames, dtype=torch.bool),
             drop_text=torch.tensor([drop]),
+            drop_audio=torch.tensor([drop]),
         )
         with torch.inference_mode():
             hidden = model(**batch, flow_example=example).last_hidden_state
@@ -161,10 +180,10 @@ def test_both_rows_are_the_training_forward_with_and_without_the_condition(tts, 
 
 def test_without_guidance_only_the_conditional_row_runs(tts, prompt):
     model, processor = tts
-    batch = processor([TtsSample(prompt, PROMPT_TEXT, RATE, extra_frames=5)])
+    batch = processor([_inference_sample(prompt, "x", 5)])
     with torch.inference_mode():
-        velocity = PrefixCachedVelocity(model, batch, batch["mel"].shape[1] - 5, guided=False)
-        conditional, unconditional = velocity(torch.randn(1, batch["mel"].shape[1], 80), 0.5)
+        velocity = PrefixCachedVelocity(model, batch, guided=False)
+        conditional, unconditional = velocity(torch.randn(1, 5, 80), 0.5)
     assert unconditional is None and conditional.shape[0] == 1
 
 
@@ -215,12 +234,18 @@ def test_a_given_duration_is_the_output_length(tts, griffin_lim, prompt, sentenc
 
 
 @pytest.mark.parametrize("speed", [1.0, 2.0, 0.8])
-def test_the_estimated_duration_follows_the_prompt_rate_and_speed(tts, frame_mean, prompt, speed):
-    text = "This sentence is long enough for the ratio rule to decide."
-    options = dataclasses.replace(FAST, speed=speed)
-    audio = speak(*tts, frame_mean, text, prompt, PROMPT_TEXT, options, RATE)
-    frames = round(_prompt_frames(prompt) * len(text) / len(PROMPT_TEXT) / speed)
-    assert len(audio) == frames * HOP
+def test_the_predicted_duration_follows_the_prompt_rate_and_speed(tts, frame_mean, prompt, speed):
+    """The predictor's frames for the text, times the prompt's real frames over the predictor's
+    for its transcript, over speed: a prompt said twice as slowly gives twice the frames."""
+    model, _ = tts
+    text = "This sentence is long enough to be timed."
+    units, prompt_units = Phonemizer().units([text, PROMPT_TEXT])
+    predicted, for_prompt = predicted_frames(model, [units, prompt_units])
+    for prompt_audio in (prompt, np.concatenate([prompt, prompt])):
+        options = dataclasses.replace(FAST, speed=speed)
+        audio = speak(*tts, frame_mean, text, prompt_audio, PROMPT_TEXT, options, RATE)
+        rate = _prompt_frames(prompt_audio) / for_prompt.sum()
+        assert len(audio) == round(predicted.sum() * rate / speed) * HOP
 
 
 def test_short_text_is_guarded():
@@ -231,9 +256,12 @@ def test_short_text_is_guarded():
     assert rule(3.0, "x" * 30, "é" * 50) == pytest.approx(10.0), "bytes, not characters"
 
 
-def test_a_duration_too_short_for_the_sentences_is_refused():
-    with pytest.raises(ValueError, match="fewer than the 3 sentences"):
-        sentence_frames(["a", "b", "c"], 1.0, "x", SynthesisOptions(duration=0.02), FRAME_RATE, 13)
+def test_a_duration_too_short_for_the_phonemes_is_refused(tts):
+    sentences = [phoneme_units(text) for text in ("a", "b", "c")]  # 3 units each
+    with pytest.raises(ValueError, match="fewer than the 9 phoneme units"):
+        sentence_durations(
+            tts[0], sentences, phoneme_units("x"), 50, SynthesisOptions(duration=0.08), FRAME_RATE, 13
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -312,9 +340,8 @@ def test_sentences_are_joined_with_the_cross_fade(tts, frame_mean, prompt):
     audio = speak(*tts, frame_mean, THREE_SENTENCES, prompt, PROMPT_TEXT, options, RATE)
     sentences = split_sentences(THREE_SENTENCES)
     assert len(sentences) == 3
-    prompt_seconds = _prompt_frames(prompt) / FRAME_RATE
     overlap = _overlap_frames(options)
-    frames = sentence_frames(sentences, prompt_seconds, PROMPT_TEXT, options, FRAME_RATE, overlap)
+    frames = _frames(tts[0], sentences, prompt, PROMPT_TEXT, options)
     assert len(audio) == (sum(frames) - 2 * overlap) * HOP
 
 
@@ -323,16 +350,13 @@ def test_ten_thousand_characters(tts, frame_mean, prompt, capsys):
     rambling = " ".join(["and then"] * 60) + ". "
     text = ((sentence * 10 + rambling) * 20)[:10_000]
     options = SynthesisOptions(steps=1, guidance_strength=0)
-    prompt_text = "a fast prompt transcript"  # the per-byte floor decides: ≈ 400 s of speech
+    prompt_text = "a fast prompt transcript"
     audio = speak(*tts, frame_mean, text, prompt, prompt_text, options, RATE)
     sentences = split_sentences(text)
     assert len(sentences) > 100 and max(map(len, sentences)) <= MAX_SENTENCE_CHARACTERS
     overlap = _overlap_frames(options)
-    prompt_seconds = _prompt_frames(prompt) / FRAME_RATE
-    frames = sentence_frames(sentences, prompt_seconds, prompt_text, options, FRAME_RATE, overlap)
+    frames = _frames(tts[0], sentences, prompt, prompt_text, options)
     assert len(audio) == (sum(frames) - (len(sentences) - 1) * overlap) * HOP
-    whole = TextRatioDuration()(prompt_seconds, prompt_text, text)
-    assert 0.8 * whole < len(audio) / RATE < 1.2 * whole
     assert np.isfinite(audio).all()
     progress = capsys.readouterr().err  # a sign of life, sentence by sentence
     assert "speaking" in progress and f"{len(sentences)}/{len(sentences)}" in progress
@@ -377,8 +401,8 @@ def test_a_long_prompt_is_cut_with_a_warning(tts, frame_mean, caplog):
     with caplog.at_level(logging.WARNING, logger="unispeech.synthesis"):
         audio = speak(*tts, frame_mean, text, long_prompt, PROMPT_TEXT, options, RATE)
     assert "cut to its first 1.0 s" in caplog.text
-    kept_frames = int(options.max_prompt_seconds * RATE) // HOP
-    assert len(audio) == round(kept_frames * len(text) / len(PROMPT_TEXT)) * HOP
+    kept = long_prompt[: int(options.max_prompt_seconds * RATE)]
+    assert len(audio) == sum(_frames(tts[0], [text], kept, PROMPT_TEXT, options)) * HOP
 
 
 @pytest.mark.parametrize(

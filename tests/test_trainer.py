@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from unispeech import trainer as trainer_module
 from unispeech.adapters import load_task_adapter
+from unispeech.audio import load_audio
 from unispeech.checkpoints import (
     CHECKSUMS_FILE,
     STAGING_PREFIX,
@@ -24,6 +25,9 @@ from unispeech.checkpoints import (
     latest_checkpoint,
     verify,
 )
+from unispeech.manifest import read_manifest
+from unispeech.phoneme_durations import AlignedClip, even_durations, write_durations
+from unispeech.phonemes import phoneme_units
 from unispeech.recipes import Source, load_recipe, recipe_from_dict
 from unispeech.testing import noise, tiny_model
 from unispeech.trainer import ADAPTER_FOLDER, CHECKPOINT_FOLDER, METRICS_FILE, TRAINABLE_FILE, Trainer
@@ -355,11 +359,20 @@ def test_qlora_on_the_in_memory_tiny_model_is_refused_not_ignored(manifest, tmp_
 
 
 def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
+    aligned = []  # stand-in durations: each transcript's characters spread over its clip's frames
+    for utterance in read_manifest(manifest):
+        frames = len(load_audio(utterance.path(manifest), 22050)) // 256
+        units = len(phoneme_units(utterance.text))
+        aligned.append(
+            AlignedClip(str(utterance.path(manifest)), utterance.text, even_durations(units, frames))
+        )
+    durations = write_durations(tmp_path / "durations.jsonl", aligned)
+    tts = Source("tts", manifest=str(manifest), durations=str(durations))
     recipe = make_recipe(
         manifest,
         tmp_path / "run",
         task="joint",
-        sources=[Source("asr", manifest=str(manifest)), Source("tts", manifest=str(manifest), weight=1.0)],
+        sources=[Source("asr", manifest=str(manifest)), tts],
         ctc={"warmup_steps": 0, "weight": 0.0},
         steps=4,
     )
@@ -368,7 +381,7 @@ def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
     assert metadata["task"] == "joint"
     assert set(metadata["task_modules"]) == {"projector", "markers", "flow"}
     logged = set().union(*(json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).open()))
-    assert {"text_loss/asr", "tts_loss/tts"} <= logged
+    assert {"text_loss/asr", "tts_loss/tts", "duration_loss/tts"} <= logged
 
 
 def test_the_shipped_tiny_recipe_trains_as_written(tmp_path, monkeypatch):

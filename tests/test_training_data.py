@@ -6,11 +6,14 @@ import soundfile
 import torch
 
 from tests.conftest import noise_clip
+from unispeech.audio import load_audio
 from unispeech.buckets import BucketSettings
 from unispeech.encoder import EncodedSpeech
 from unispeech.feature_cache import FeatureCache
 from unispeech.manifest import Utterance, read_manifest, write_manifest
 from unispeech.nbest import NbestItem
+from unispeech.phoneme_durations import AlignedClip, even_durations, write_durations
+from unispeech.phonemes import phoneme_units
 from unispeech.processor import AsrSample, GerSample, TtsSample
 from unispeech.recipes import recipe_from_dict
 from unispeech.training_data import BatchStream, TrainingData
@@ -29,7 +32,8 @@ CLIPS = [
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """Clips under audio/, a manifest without durations under lists/, an N-best file under nbest/."""
+    """Clips under audio/, a manifest without durations under lists/ with the clips' phoneme
+    durations beside it (characters spread evenly), an N-best file under nbest/."""
     root = tmp_path_factory.mktemp("corpus")
     (root / "audio").mkdir()
     for index, (name, samples, rate, _) in enumerate(CLIPS):
@@ -38,6 +42,11 @@ def corpus(tmp_path_factory):
         )
     utterances = [Utterance(f"../audio/{name}", text, lang="de") for name, _, _, text in CLIPS]
     manifest = write_manifest(root / "lists" / "train.jsonl", utterances)
+    aligned = []
+    for name, _, _, text in CLIPS:
+        frames = len(load_audio(root / "audio" / name, 22050)) // 256
+        aligned.append(AlignedClip(f"../audio/{name}", text.lower(), even_durations(len(text) + 2, frames)))
+    write_durations(_durations(manifest), aligned)
     (root / "nbest").mkdir()
     items = [
         NbestItem([text.upper(), text, f"{text} uh"], text, f"../audio/{name}") for name, _, _, text in CLIPS
@@ -46,6 +55,10 @@ def corpus(tmp_path_factory):
     nbest = root / "nbest" / "train.nbest.jsonl"
     nbest.write_text("".join(item.to_json() + "\n" for item in items), encoding="utf-8")
     return manifest, nbest
+
+
+def _durations(manifest):
+    return manifest.parent / "durations.jsonl"
 
 
 def _recipe(sources, task=None, **fields):
@@ -107,6 +120,7 @@ def test_estimated_lengths_never_fall_short_of_the_real_ones(tiny_sdpa, corpus, 
         "task": task,
         **options,
         **({"nbest": str(nbest)} if task == "ger" else {"manifest": str(manifest)}),
+        **({"durations": str(_durations(manifest))} if task == "tts" else {}),
     }
     data = TrainingData(_recipe([source], batch={"max_positions": 100_000}), processor)
     examples, samples = data.samples(0, list(range(len(data.sources[0]))))
@@ -157,7 +171,7 @@ def test_a_joint_recipe_keeps_one_list_per_source(tiny_sdpa, corpus):
     manifest, nbest = corpus
     sources = [
         {"task": "asr", "manifest": str(manifest)},
-        {"task": "tts", "manifest": str(manifest)},
+        {"task": "tts", "manifest": str(manifest), "durations": str(_durations(manifest))},
         {"task": "ger", "nbest": str(nbest)},
     ]
     data = TrainingData(_recipe(sources, task="joint"), processor)
@@ -167,6 +181,26 @@ def test_a_joint_recipe_keeps_one_list_per_source(tiny_sdpa, corpus):
     assert data.transcripts() == [text for *_, text in CLIPS]
     assert data.audio_files() == sorted(str(manifest.parent / f"../audio/{name}") for name, *_ in CLIPS)
     assert isinstance(data.samples(1, [0])[1][0], TtsSample)
+
+
+def test_tts_examples_carry_their_units_durations_and_a_prompt_split(tiny_sdpa, corpus, tmp_path):
+    _, processor = tiny_sdpa
+    manifest, _ = corpus
+    partial = tmp_path / "durations.jsonl"
+    partial.write_text("".join(_durations(manifest).read_text().splitlines(keepends=True)[1:]))
+    partial.write_text(partial.read_text().replace("../audio/", str(manifest.parent.parent / "audio") + "/"))
+    source = {"task": "tts", "manifest": str(manifest), "durations": str(partial)}
+    data = TrainingData(_recipe([source], batch={"max_positions": 100_000}), processor)
+    assert len(data.sources[0]) == len(CLIPS) - 1, "the clip without durations is left out"
+    assert data.dropped == {f"train: no durations in {partial}": 1}
+    _, samples = data.samples(0, list(range(len(CLIPS) - 1)))
+    assert [sample.units[1:-1] for sample in samples] == [
+        tuple(phoneme_units(text.lower()))[1:-1] for *_, text in CLIPS[1:]
+    ]
+    assert all(0 <= s.prompt_frames <= 0.3 * sum(s.durations) for s in samples)
+    assert len({s.prompt_frames for s in samples}) > 1, "each clip draws its own prompt"
+    _, again = data.samples(0, list(range(len(CLIPS) - 1)))
+    assert [s.prompt_frames for s in again] == [s.prompt_frames for s in samples], "seeded by the batch"
 
 
 STREAM_SETTINGS = BucketSettings(max_positions=300, max_samples=4, window=16)
@@ -246,8 +280,10 @@ def test_training_data_streams_its_recipe(tiny_sdpa, corpus):
 def test_samples_carry_cached_encoder_states_that_give_the_same_loss(tiny_sdpa, corpus, tmp_path):
     model, processor = tiny_sdpa
     manifest, _ = corpus
-    sources = [{"task": "asr", "manifest": str(manifest)}, {"task": "tts", "manifest": str(manifest)}]
-    data = TrainingData(_recipe(sources, task="joint"), processor)
+    tts_source = {"task": "tts", "manifest": str(manifest), "durations": str(_durations(manifest))}
+    data = TrainingData(
+        _recipe([{"task": "asr", "manifest": str(manifest)}, tts_source], task="joint"), processor
+    )
     cache = FeatureCache(tmp_path / "cache", model.encoder)
     with pytest.raises(RuntimeError, match="fill the cache first"):
         data.samples(0, [0], cache)

@@ -27,6 +27,9 @@ mkdir -p "$DATA"
 # what ASR must answer with nothing (empty transcripts); another seed for the dev side
 $unispeech data nonspeech --out "$DATA/nonspeech" --count 450 --seed 0
 $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
+# phoneme durations of every real clip (train and dev: the aligner learns without labels), for TTS
+[ -f "$DATA/alignment/durations.jsonl" ] || $unispeech data align --out "$DATA/alignment" \
+    --manifest "$DATA/ljspeech.jsonl" "$DATA/kathleen.jsonl" "$DATA/libri251.jsonl"
 # the trainer's periodic dev set: 8 clips spread over each real English dev side
 [ -f "$DATA/asr-dev24.jsonl" ] || for name in ljspeech kathleen libri251; do
     awk -v n="$(wc -l < "$DATA/$name.dev.jsonl")" 'NR == 1 + int(k * n / 8) {print; k++}' "$DATA/$name.dev.jsonl"

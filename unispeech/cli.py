@@ -36,8 +36,9 @@ def _check(args: argparse.Namespace) -> None:
     reference whisper-base, and run one ASR + TTS training step on it."""
     import torch
 
-    from unispeech.processor import AsrSample, TtsSample
+    from unispeech.processor import AsrSample
     from unispeech.samples import LJSPEECH_SAMPLE
+    from unispeech.testing import tts_sample
 
     sample = LJSPEECH_SAMPLE
     if args.model == "tiny":
@@ -64,7 +65,10 @@ def _check(args: argparse.Namespace) -> None:
         error = word_error_rate([sample.text], [reference])
         print(f"whisper-base   {reference.strip()!r} (WER {100 * error:.1f} % on {sample.path.name})")
 
-    batch = processor([AsrSample(sample.path, sample.text), TtsSample(sample.path, sample.text)])
+    # the TTS sample's units are its characters spread evenly: a check of the step, not of alignment
+    batch = processor(
+        [AsrSample(sample.path, sample.text), tts_sample(sample.path, sample.text, model.config)]
+    )
     model.train()
     start = time.perf_counter()
     output = model(**batch, generator=torch.Generator().manual_seed(args.seed))
@@ -484,6 +488,26 @@ def _eval_tts(args: argparse.Namespace) -> None:
     )
 
 
+def _eval_durations(args: argparse.Namespace) -> None:
+    from unispeech.benchmarks.clips import Skipped, read_clips
+    from unispeech.benchmarks.durations import durations_report, score_durations
+    from unispeech.benchmarks.report import percent, write_report
+    from unispeech.benchmarks.tts import pair_by_speaker
+
+    clips = read_clips(args.manifest)
+    skipped: list[Skipped] = []
+    pairs = pair_by_speaker(clips, None, skipped)
+    speech = _load(args)
+    speech.set_task("tts" if "tts" in speech.tasks else None)  # a model without adapters: its base
+    items = score_durations(speech.model, pairs[: args.limit], args.language)
+    report = durations_report(items, list(map(str, args.manifest)), command=_eval_command_line(args))
+    files = write_report(report, args.out)
+    print(
+        f"{files.markdown}: {len(items)} pairs ({len(skipped)} unpaired): duration error "
+        f"{percent(report.data['predicted_error'])} (F5 rule {percent(report.data['rule_error'])})"
+    )
+
+
 def _eval_ger(args: argparse.Namespace) -> None:
     from unispeech.benchmarks.ger import (
         CORRECTED,
@@ -610,6 +634,13 @@ def _add_eval_commands(commands) -> None:
     tts.add_argument("--seed", type=int, help="noise seed (default 0)")
     tts.add_argument("--judge", default="smol", help="the judge's whisper-base weights: a model name or file")
     tts.set_defaults(run=_eval_tts)
+
+    durations = evaluate.add_parser("durations", help="TTS durations against real recordings (no synthesis)")
+    manifests(durations)
+    common(durations, "smol or a saved model folder")
+    durations.add_argument("--limit", type=int, help="only the first N pairs")
+    durations.add_argument("--language", default="en", help="the text's language (phonemes)")
+    durations.set_defaults(run=_eval_durations)
 
     ger = evaluate.add_parser("ger", help="WER of 1-best, corrected and oracle best-of-N")
     ger.add_argument(

@@ -1,16 +1,19 @@
 """Conditional flow matching over mel frames: the TTS head of the unified model.
 
-Everything that is flow matching and not the backbone lives here (the F5-TTS recipe, with the
-backbone as the velocity network): sampling a training example (time `t`, noise `x0`, the point
-`x_t = (1 − t)·x0 + t·x1` on the straight path to the normalised mel `x1`, the velocity target
-`x1 − x0`, the infilled span and the condition-dropout flags), embedding mel patches as backbone
-inputs, turning final hidden states back into velocities through a time-conditioned adaLN, the
-masked MSE loss, and the Euler sampler with sway-sampled steps and batched classifier-free
-guidance. The mel input projection and the adaLN modulation start at zero, so an untrained head
-leaves the backbone's behaviour unchanged.
+Everything that is flow matching and not the backbone lives here (F5-TTS's recipe with the
+backbone as the velocity network, plus explicit alignment as in Matcha-TTS): sampling a training
+example (time `t`, noise `x0`, the point `x_t = (1 − t)·x0 + t·x1` on the straight path to the
+normalised mel `x1`, the velocity target `x1 − x0`, and the condition-dropout flags), embedding
+the prompt's clean mel and the generated span's noisy mel as backbone inputs — each generated
+position also carrying the embeddings of its frames' phoneme units, length-regulated by their
+durations — turning final hidden states back into velocities through a time-conditioned adaLN, the
+masked MSE loss, the duration predictor and its loss, and the Euler sampler with sway-sampled steps
+and batched classifier-free guidance. The mel input projection and the adaLN modulation start at
+zero, so an untrained head leaves the backbone's behaviour unchanged.
 
-Shapes: `B` batch, `F` mel frames, `M` mel bins, `p` frames per patch, `P` patches (F / p),
-`D` backbone width, `S` ODE steps.
+Shapes: `S` TTS samples, `F` generated mel frames, `Fp` prompt frames, `M` mel bins, `p` frames per
+patch, `P` patches (F / p), `Pp` prompt patches, `N` phoneme units, `W` symbols per unit, `D`
+backbone width.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 
 from unispeech.configuration import UnispeechLMConfig
 from unispeech.lengths import mel_patches
+from unispeech.phonemes import PAD_ID
 
 TIME_SCALE = 1000.0  # t ∈ [0, 1] is spread over sinusoid periods as diffusion step indices are
 
@@ -81,16 +85,50 @@ class AdaptiveLayerNorm(nn.Module):
         return self.norm(hidden) * (1 + scale) + shift
 
 
+class PhonemeEmbedding(nn.Module):
+    """The TTS phoneme table: units `(…, W)` of symbol ids → `(…, D)`, the sum of their symbols'
+    embeddings (`PAD_ID` is zero, so padding adds nothing)."""
+
+    def __init__(self, table_size: int, hidden_size: int):
+        super().__init__()
+        self.table = nn.Embedding(table_size, hidden_size, padding_idx=PAD_ID)
+
+    def forward(self, units: torch.Tensor) -> torch.Tensor:
+        return self.table(units).sum(dim=-2)
+
+
+class DurationPredictor(nn.Module):
+    """Log frames per phoneme unit from the units' embeddings (FastSpeech 2's variance predictor:
+    convolutions with ReLU and LayerNorm, then a linear layer)."""
+
+    def __init__(self, hidden_size: int, channels: int, kernel_size: int, layers: int):
+        super().__init__()
+        widths = [hidden_size] + [channels] * layers
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in itertools.pairwise(widths)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(layers))
+        self.output = nn.Linear(channels, 1)
+
+    def forward(self, embeddings: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`(S, N, D)` unit embeddings with `(S,)` real counts → `(S, N)` log frames (0 on padding)."""
+        real = (torch.arange(embeddings.shape[1], device=lengths.device)[None] < lengths[:, None])[..., None]
+        hidden = embeddings * real
+        for convolution, norm in zip(self.convolutions, self.norms, strict=True):
+            hidden = norm(convolution(hidden.transpose(1, 2)).transpose(1, 2).relu()) * real
+        return self.output(hidden)[..., 0] * real[..., 0]
+
+
 @dataclass
 class FlowMatchingExample:
-    """One training draw for a batch of mels (see `FlowMatching.draw`)."""
+    """One training draw for a batch of generated mels (see `FlowMatching.draw`)."""
 
-    time: torch.Tensor  # (B,) in [0, 1]
-    noisy: torch.Tensor  # (B, F, M) x_t
-    velocity: torch.Tensor  # (B, F, M) target x1 − x0
-    condition: torch.Tensor  # (B, F, M) x1 outside the infilled span, 0 inside and for dropped audio
-    infill: torch.Tensor  # (B, F) True where frames are generated (and the loss is taken)
-    drop_text: torch.Tensor  # (B,) True where the text condition is hidden
+    time: torch.Tensor  # (S,) in [0, 1]
+    noisy: torch.Tensor  # (S, F, M) x_t
+    velocity: torch.Tensor  # (S, F, M) target x1 − x0
+    frames: torch.Tensor  # (S, F) True on real frames (where the loss is taken)
+    drop_text: torch.Tensor  # (S,) True where text, phonemes and prompt are hidden
+    drop_audio: torch.Tensor  # (S,) True where the prompt is hidden (always when the text is)
 
 
 @dataclass(frozen=True)
@@ -119,7 +157,8 @@ VelocityFunction = Callable[[torch.Tensor, float], tuple[torch.Tensor, torch.Ten
 
 
 class FlowMatching(nn.Module):
-    """Time embedding, mel patches in, velocities out, the training draw, the loss and the sampler."""
+    """Time embedding, mel patches and phonemes in, velocities out, the training draw, the losses,
+    the duration predictor and the sampler."""
 
     def __init__(self, config: UnispeechLMConfig):
         super().__init__()
@@ -128,11 +167,14 @@ class FlowMatching(nn.Module):
         self.patch_size = config.mel_patch_size
         self.mel_mean = config.mel_mean
         self.mel_std = config.mel_std
-        self.infill_fractions = (config.infill_min_fraction, config.infill_max_fraction)
         self.audio_drop_prob = config.audio_drop_prob
         self.text_drop_prob = config.text_drop_prob
         self.time_embedding = TimestepEmbedding(config.time_embedding_frequencies, hidden_size)
         self.mel_input = MelInputProjection(config.mel_bins, config.mel_patch_size, hidden_size)
+        self.phonemes = PhonemeEmbedding(config.phoneme_table_size, hidden_size)
+        self.durations = DurationPredictor(
+            hidden_size, config.duration_channels, config.duration_kernel_size, config.duration_layers
+        )
         self.output_norm = AdaptiveLayerNorm(hidden_size)
         self.mel_output = nn.Linear(hidden_size, config.mel_patch_size * config.mel_bins)
 
@@ -142,12 +184,12 @@ class FlowMatching(nn.Module):
     def denormalize(self, mel: torch.Tensor) -> torch.Tensor:
         return mel * self.mel_std + self.mel_mean
 
-    def patchify(self, mel: torch.Tensor) -> torch.Tensor:
-        """`(B, F, M)` → `(B, P, p·M)`, zero-padding the last patch."""
-        batch, frames, bins = mel.shape
-        patches = mel_patches(frames, self.patch_size)
-        mel = nn.functional.pad(mel, (0, 0, 0, patches * self.patch_size - frames))
-        return mel.reshape(batch, patches, self.patch_size * bins)
+    def patchify(self, frames: torch.Tensor) -> torch.Tensor:
+        """`(B, F, C)` → `(B, P, p·C)`, zero-padding the last patch."""
+        batch, count, channels = frames.shape
+        patches = mel_patches(count, self.patch_size)
+        frames = nn.functional.pad(frames, (0, 0, 0, patches * self.patch_size - count))
+        return frames.reshape(batch, patches, self.patch_size * channels)
 
     def unpatchify(self, patches: torch.Tensor, frames: int) -> torch.Tensor:
         """`(B, P, p·M)` → `(B, F, M)`, dropping the padding of the last patch."""
@@ -157,47 +199,60 @@ class FlowMatching(nn.Module):
     def draw(
         self, mel: torch.Tensor, mel_lengths: torch.Tensor, generator: torch.Generator | None = None
     ) -> FlowMatchingExample:
-        """A random training example for normalised mels `(B, F, M)` with `(B,)` real lengths."""
+        """A random training example for the normalised mels to generate `(S, F, M)`, `(S,)` long."""
         batch, frames, _ = mel.shape
         device = mel.device
 
         def uniform(*shape: int) -> torch.Tensor:
             return torch.rand(*shape, generator=generator, device=device)
 
-        low, high = self.infill_fractions
-        span = (mel_lengths * (low + (high - low) * uniform(batch))).long().clamp(min=1)
-        start = ((mel_lengths - span + 1) * uniform(batch)).long()
-        index = torch.arange(frames, device=device)[None]
-        infill = (index >= start[:, None]) & (index < (start + span)[:, None])  # (B, F)
-
         drop_text = uniform(batch) < self.text_drop_prob
         drop_audio = drop_text | (uniform(batch) < self.audio_drop_prob)
         time = uniform(batch)
         noise = torch.randn(mel.shape, generator=generator, device=device, dtype=mel.dtype)
         noisy = (1 - time[:, None, None]) * noise + time[:, None, None] * mel
-        keep = ~infill & ~drop_audio[:, None]
-        return FlowMatchingExample(
-            time=time,
-            noisy=noisy,
-            velocity=mel - noise,
-            condition=mel * keep[..., None],
-            infill=infill,
-            drop_text=drop_text,
-        )
+        real = torch.arange(frames, device=device)[None] < mel_lengths[:, None]
+        return FlowMatchingExample(time, noisy, mel - noise, real, drop_text, drop_audio)
 
-    def embed(self, noisy: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """Backbone inputs `(B, P, D)` of noisy and condition mels `(B, F, M)`."""
-        return self.mel_input(self.patchify(noisy), self.patchify(condition))
+    def embed_prompt(self, prompt: torch.Tensor) -> torch.Tensor:
+        """Backbone inputs `(S, Pp, D)` of normalised prompt mels `(S, Fp, M)`: the clean half of
+        the input projection (the noisy half is zero)."""
+        patches = self.patchify(prompt)
+        return self.mel_input(torch.zeros_like(patches), patches)
+
+    def embed_target(
+        self, noisy: torch.Tensor, frame_units: torch.Tensor, phonemes_seen: torch.Tensor
+    ) -> torch.Tensor:
+        """Backbone inputs `(S, P, D)` of the generated span: noisy mels `(S, F, M)` through the
+        noisy half of the input projection, plus the mean embedding of each patch's frames' units
+        `(S, F, W)`, left out where `phonemes_seen` `(S,)` is False (guidance's unconditional row)."""
+        patches = self.patchify(noisy)
+        phonemes = self.phonemes(frame_units) * phonemes_seen[:, None, None]  # (S, F, D)
+        per_patch = self.patchify(phonemes).unflatten(-1, (self.patch_size, -1)).mean(dim=2)  # (S, P, D)
+        return self.mel_input(patches, torch.zeros_like(patches)) + per_patch.to(patches.dtype)
 
     def velocity(self, hidden: torch.Tensor, time_embedding: torch.Tensor, frames: int) -> torch.Tensor:
-        """Final hidden states of the mel positions `(B, P, D)` → velocities `(B, F, M)`."""
+        """Final hidden states of the generated mel positions `(S, P, D)` → velocities `(S, F, M)`."""
         return self.unpatchify(self.mel_output(self.output_norm(hidden, time_embedding)), frames)
 
+    def log_durations(self, units: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Predicted log frames `(S, N)` of units `(S, N, W)` with `(S,)` real counts."""
+        return self.durations(self.phonemes(units), lengths)
+
     @staticmethod
-    def loss(predicted: torch.Tensor, target: torch.Tensor, infill: torch.Tensor) -> torch.Tensor:
-        """Mean squared error over the infilled frames `(B, F)` only."""
-        squared = ((predicted.float() - target.float()) ** 2).mean(dim=-1)  # (B, F)
-        return (squared * infill).sum() / infill.sum().clamp(min=1)
+    def loss(predicted: torch.Tensor, target: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the real frames `(S, F)` only."""
+        squared = ((predicted.float() - target.float()) ** 2).mean(dim=-1)  # (S, F)
+        return (squared * frames).sum() / frames.sum().clamp(min=1)
+
+    @staticmethod
+    def duration_loss(
+        log_predicted: torch.Tensor, durations: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean squared error of log frames over the real units (FastSpeech's duration loss)."""
+        real = torch.arange(durations.shape[1], device=lengths.device)[None] < lengths[:, None]
+        error = (log_predicted.float() - durations.clamp(min=1).float().log()) ** 2
+        return (error * real).sum() / real.sum().clamp(min=1)
 
     @staticmethod
     def sample(

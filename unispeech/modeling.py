@@ -36,11 +36,12 @@ from unispeech.sequences import IGNORE_INDEX
 @dataclass
 class UnispeechLMOutput(ModelOutput):
     """Losses of one forward: `text_loss` over transcript and correction tokens (ASR, GER), `tts_loss`
-    over infilled mel frames; `loss` sums those present in the batch."""
+    over generated mel frames, `duration_loss` over TTS phoneme units; `loss` sums those present."""
 
     loss: torch.Tensor | None = None
     text_loss: torch.Tensor | None = None
     tts_loss: torch.Tensor | None = None
+    duration_loss: torch.Tensor | None = None  # log frames per phoneme unit (TTS)
     last_hidden_state: torch.Tensor | None = None  # (B, L, D)
     speech_embeddings: torch.Tensor | None = None  # (A, N, D), the projector's output
     speech_lengths: torch.Tensor | None = None  # (A,)
@@ -119,18 +120,24 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         mel_mask: torch.Tensor | None = None,
         mel_embeddings: torch.Tensor | None = None,
         time_embeddings: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+        prompt_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Backbone inputs `(B, L, D)`: each position's token, marker, speech or mel embedding.
 
-        `speech` is `encode_speech`'s output; `mel_embeddings` `(S, P, D)` and `time_embeddings`
-        `(S, D)` belong to the TTS samples in batch order (the time embedding adds to `<time>`).
-        """
+        `speech` is `encode_speech`'s output; `mel_embeddings` `(S, P, D)` (the generated span),
+        `time_embeddings` `(S, D)` and `prompt_embeddings` `(S, Pp, D)` belong to the TTS samples
+        in batch order (the time embedding adds to `<time>`). Either mel part may come alone (a
+        cached prefix holds the prompt, a span step the generated mel)."""
         embeddings = self.backbone.get_input_embeddings()(input_ids)  # (B, L, D)
         markers = marker_ids >= 0
         embeddings = _place(embeddings, markers, self.markers(marker_ids[markers]))
         if speech is not None:
             speech_embeddings, lengths = speech
             embeddings = _place(embeddings, speech_mask, _unpad(speech_embeddings, lengths), "speech")
+        if prompt_embeddings is not None:
+            patches = prompt_mask.sum(dim=1)[marker_ids.eq(Marker.TTS_START).any(dim=1)]  # (S,) TTS rows
+            embeddings = _place(embeddings, prompt_mask, _unpad(prompt_embeddings, patches), "prompt")
         if mel_embeddings is not None:
             patches = mel_mask.sum(dim=1)
             embeddings = _place(embeddings, mel_mask, _unpad(mel_embeddings, patches[patches > 0]), "mel")
@@ -200,40 +207,61 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         labels: torch.Tensor | None = None,
         speech_mask: torch.Tensor | None = None,
         mel_mask: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
         bidirectional_mask: torch.Tensor | None = None,
         text_condition_mask: torch.Tensor | None = None,
+        prompt_condition_mask: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         feature_lengths: torch.Tensor | None = None,
         encoder_states: torch.Tensor | None = None,
         encoder_lengths: torch.Tensor | None = None,
         mel: torch.Tensor | None = None,
         mel_lengths: torch.Tensor | None = None,
+        frame_units: torch.Tensor | None = None,
+        prompt_mel: torch.Tensor | None = None,
+        prompt_frames: torch.Tensor | None = None,
+        units: torch.Tensor | None = None,
+        unit_durations: torch.Tensor | None = None,
+        unit_lengths: torch.Tensor | None = None,
         flow_example: FlowMatchingExample | None = None,
         generator: torch.Generator | None = None,
     ) -> UnispeechLMOutput:
         """Losses of a processor batch. TTS samples get a random flow-matching draw (time, noise,
-        infilled span, condition dropout) from `generator`, unless `flow_example` gives one.
-        Speech comes as log-mel (`input_features`) or as cached encoder output (`encoder_states`)."""
+        condition dropout) from `generator`, unless `flow_example` gives one, and their duration
+        predictor learns the units' frames. Speech comes as log-mel (`input_features`) or as cached
+        encoder output (`encoder_states`)."""
         speech = None
         if input_features is not None:
             speech = self.encode_speech(input_features, feature_lengths)
         elif encoder_states is not None:
             speech = self.project_speech(encoder_states, encoder_lengths)
-        mel_embeddings = time_embeddings = hidden_from_span = None
+        mel_embeddings = time_embeddings = prompt_embeddings = hidden_from_span = None
         if mel is not None:
             if flow_example is None:
                 flow_example = self.flow.draw(self.flow.normalize(mel), mel_lengths, generator)
-            mel_embeddings = self.flow.embed(flow_example.noisy, flow_example.condition)
+            mel_embeddings = self.flow.embed_target(flow_example.noisy, frame_units, ~flow_example.drop_text)
+            prompt_embeddings = self.flow.embed_prompt(self.flow.normalize(prompt_mel))
             time_embeddings = self.flow.time_embedding(flow_example.time)
             tts_rows = mel_mask.any(dim=1)
             drop_text = torch.zeros_like(tts_rows).masked_scatter(tts_rows, flow_example.drop_text)
-            hidden_from_span = text_condition_mask & drop_text[:, None]
+            drop_audio = torch.zeros_like(tts_rows).masked_scatter(tts_rows, flow_example.drop_audio)
+            hidden_from_span = (text_condition_mask & drop_text[:, None]) | (
+                prompt_condition_mask & drop_audio[:, None]
+            )
         inputs_embeds = self.embed_inputs(
-            input_ids, marker_ids, speech_mask, speech, mel_mask, mel_embeddings, time_embeddings
+            input_ids,
+            marker_ids,
+            speech_mask,
+            speech,
+            mel_mask,
+            mel_embeddings,
+            time_embeddings,
+            prompt_mask,
+            prompt_embeddings,
         )
         hidden = self.run_backbone(inputs_embeds, attention_mask, bidirectional_mask, hidden_from_span)
 
-        text_loss = tts_loss = None
+        text_loss = tts_loss = duration_loss = None
         if labels is not None and (labels != IGNORE_INDEX).any():
             text_loss = self.next_token_loss(hidden, labels)
         if mel is not None:
@@ -241,12 +269,16 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
                 hidden[mel_mask], mel_patches(mel_lengths, self.flow.patch_size)
             )  # (S, P, D)
             velocity = self.flow.velocity(span_hidden, time_embeddings, frames=mel.shape[1])
-            tts_loss = self.flow.loss(velocity, flow_example.velocity, flow_example.infill)
-        losses = [loss for loss in (text_loss, tts_loss) if loss is not None]
+            tts_loss = self.flow.loss(velocity, flow_example.velocity, flow_example.frames)
+        if unit_durations is not None:
+            log_durations = self.flow.log_durations(units, unit_lengths)
+            duration_loss = self.flow.duration_loss(log_durations, unit_durations, unit_lengths)
+        losses = [loss for loss in (text_loss, tts_loss, duration_loss) if loss is not None]
         return UnispeechLMOutput(
             loss=sum(losses) if losses else None,
             text_loss=text_loss,
             tts_loss=tts_loss,
+            duration_loss=duration_loss,
             last_hidden_state=hidden,
             speech_embeddings=None if speech is None else speech[0],
             speech_lengths=None if speech is None else speech[1],

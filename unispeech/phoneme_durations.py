@@ -15,6 +15,7 @@ Shapes: `B` clips, `N` phonemes, `F` vocoder mel frames, `M` mel bins.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -31,7 +32,15 @@ from unispeech.audio import MelSettings, load_audio, vocoder_log_mel
 from unispeech.configuration import UnispeechLMConfig
 from unispeech.files import atomic_write_text
 from unispeech.manifest import read_manifest, relative_audio
-from unispeech.phonemes import PAD_ID, PAUSE_SYMBOLS, UNIT_WIDTH, Phonemizer, phoneme_units, unit_sound
+from unispeech.phonemes import (
+    PAD_ID,
+    PAUSE_SYMBOLS,
+    UNIT_WIDTH,
+    Phonemizer,
+    phoneme_units,
+    unit_sound,
+    unit_tensor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +102,6 @@ def load_clips(
             _Clip(audio, ipa, unit_tensor(phoneme_units(ipa)), (mel - config.mel_mean) / config.mel_std)
         )
     return clips
-
-
-def unit_tensor(units: list[tuple[int, ...]]) -> torch.Tensor:
-    """Units as `(N, UNIT_WIDTH)` ids, `PAD_ID` after each unit's symbols."""
-    return torch.tensor([unit + (PAD_ID,) * (UNIT_WIDTH - len(unit)) for unit in units])
 
 
 def _batches(clips: list[_Clip], batch_frames: int, rng: random.Random) -> list[list[int]]:
@@ -169,6 +173,14 @@ def align_clips(
                 relative_audio(clip.audio, folder / DURATIONS_FILE), clip.phonemes, tuple(counts)
             )
     return [aligned[index] for index in range(len(clips))]
+
+
+def even_durations(units: int, frames: int) -> tuple[int, ...]:
+    """`frames` spread as evenly as whole frames allow over `units` (≥ 1 each): a stand-in for
+    the aligner where only the shapes matter (tests, `unispeech check`)."""
+    if frames < units:
+        raise ValueError(f"{frames} frames cannot give each of {units} units one")
+    return tuple(int(b - a) for a, b in itertools.pairwise(np.linspace(0, frames, units + 1).round()))
 
 
 def write_durations(path: str | Path, clips: Sequence[AlignedClip]) -> Path:

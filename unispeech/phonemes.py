@@ -18,7 +18,10 @@ A unit is the tuple of its symbols' ids, and its embedding the sum of theirs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import cache
+
+import torch
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +114,17 @@ def unit_sound(unit: tuple[int, ...]) -> str:
     """The sound of a unit, its marks left out ("ˈiː" → "i")."""
     sounds = [PHONEME_SYMBOLS[i] for i in unit if PHONEME_SYMBOLS[i] not in PREFIX_MARKS | SUFFIX_MARKS]
     return sounds[0] if sounds else PHONEME_SYMBOLS[unit[0]]
+
+
+def unit_tensor(units: Sequence[tuple[int, ...]]) -> torch.Tensor:
+    """Units as `(N, UNIT_WIDTH)` ids, `PAD_ID` after each unit's symbols."""
+    return torch.tensor(
+        [unit + (PAD_ID,) * (UNIT_WIDTH - len(unit)) for unit in units], dtype=torch.long
+    ).view(-1, UNIT_WIDTH)
+
+
+def frame_units(units: Sequence[tuple[int, ...]], durations: Sequence[int]) -> torch.Tensor:
+    """Each mel frame's unit, `(Σ durations, UNIT_WIDTH)`: the units length-regulated by their frames."""
+    if len(units) != len(durations):
+        raise ValueError(f"{len(units)} phoneme units but {len(durations)} durations")
+    return unit_tensor(units).repeat_interleave(torch.tensor(durations, dtype=torch.long), dim=0)

@@ -7,10 +7,14 @@ spectrogram, counts positions with `lengths.py`, tokenizes the text and builds t
 it pads everything (right for training, left for decoding) into a `BatchFeature`:
 
     input_ids, attention_mask, marker_ids, labels         (B, L)  per position
-    speech_mask, mel_mask, bidirectional_mask, text_condition_mask  (B, L) bool position flags
+    speech_mask, mel_mask, prompt_mask, bidirectional_mask,
+    text_condition_mask, prompt_condition_mask              (B, L) bool position flags
     input_features (A, M, F), feature_lengths (A,)          Whisper log-mel of the A samples with speech
     encoder_states (A, T, E), encoder_lengths (A,)          instead, when the samples carry `EncodedSpeech`
-    mel (S, G, M), mel_lengths (S,)                         vocoder log-mel of the S TTS samples
+    mel (S, F, M), mel_lengths (S,)                         vocoder log-mel to generate (zeros at inference)
+    frame_units (S, F, W)                                   the phoneme unit of each of those frames
+    prompt_mel (S, Fp, M), prompt_frames (S,)               the prompts' vocoder log-mel (whole patches)
+    units (S, N, W), unit_durations (S, N), unit_lengths (S,)  each sample's units and their frames
 
 Samples with speech and TTS samples keep their batch order inside `input_features` and `mel`.
 """
@@ -36,10 +40,12 @@ from unispeech.configuration import UnispeechLMConfig
 from unispeech.encoder import EncodedSpeech
 from unispeech.lengths import mel_patches, projector_tokens, speech_tokens, whisper_mel_frames
 from unispeech.markers import NO_MARKER
+from unispeech.phonemes import frame_units, unit_tensor
 from unispeech.sequences import (
     IGNORE_INDEX,
     PositionKind,
     Sequence,
+    Task,
     TokenIds,
     ger_prompt,
     get_task,
@@ -62,12 +68,20 @@ class AsrSample:
 
 @dataclass(frozen=True)
 class TtsSample:
-    """Speech and the text it says; `extra_frames` frames to generate after it (0 in training)."""
+    """Speech, the text it says, and its phoneme units with their frames.
+
+    Training: `audio` is the whole clip, `units` and `durations` cover all of it (the aligner's,
+    `phoneme_durations.py`), its first `prompt_frames` (rounded down to whole mel patches) are
+    the prompt and the rest is generated. Inference (`prompt_frames=None`): `audio` is the prompt
+    (its first frames trimmed to whole patches), and `units`/`durations` are those of the speech
+    to generate after it. `text` is the prompt's transcript and then the text to speak."""
 
     audio: AudioSource
     text: str
+    units: tuple[tuple[int, ...], ...]
+    durations: tuple[int, ...]
+    prompt_frames: int | None = None
     sampling_rate: int | None = None
-    extra_frames: int = 0
     task = "tts"
 
 
@@ -146,7 +160,8 @@ class UnispeechLMProcessor:
             raise ValueError("no samples to process")
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-        sequences, features, feature_lengths, encoded, mels, mel_lengths = [], [], [], [], [], []
+        sequences, features, feature_lengths, encoded = [], [], [], []
+        tts: dict[str, list[torch.Tensor]] = {name: [] for name in _TTS_COLUMNS}
         for sample in samples:
             task = get_task(sample.task)
             tokens = None
@@ -167,17 +182,7 @@ class UnispeechLMProcessor:
                 prompt = self.ger_prompt_ids(sample.hypotheses)
                 sequence = task.build(self.token_ids, tokens, correction, task.bidirectional_speech, prompt)
             else:
-                text = self.tokenize(sample.text.strip())
-                if not text:
-                    raise ValueError("TTS needs text to speak, got an empty string")
-                if sample.extra_frames < 0:
-                    raise ValueError(f"extra_frames must be >= 0, got {sample.extra_frames}")
-                mel = self.vocoder_features(sample.audio, sample.sampling_rate)
-                frames = mel.shape[0] + sample.extra_frames
-                patches = mel_patches(frames, self.config.mel_patch_size)
-                sequence = task.build(self.token_ids, patches, text, task.bidirectional_speech)
-                mels.append(torch.nn.functional.pad(mel, (0, 0, 0, sample.extra_frames)))
-                mel_lengths.append(frames)
+                sequence = self._tts(sample, task, tts)
             sequences.append(sequence)
         if features and encoded:
             raise ValueError("a batch mixes recordings and EncodedSpeech: give one kind of speech input")
@@ -188,10 +193,49 @@ class UnispeechLMProcessor:
         if features:
             batch["input_features"] = _pad_stack([f.T for f in features]).transpose(1, 2)  # (A, M, F)
             batch["feature_lengths"] = torch.tensor(feature_lengths)
-        if mels:
-            batch["mel"] = _pad_stack(mels)  # (S, G, M)
-            batch["mel_lengths"] = torch.tensor(mel_lengths)
+        if tts["mel"]:
+            for name, lengths in _TTS_COLUMNS.items():
+                batch[name] = _pad_stack(tts[name])
+                if lengths is not None:
+                    batch[lengths] = torch.tensor([len(value) for value in tts[name]])
         return BatchFeature(batch)
+
+    def _tts(self, sample: TtsSample, task: Task, columns: dict[str, list[torch.Tensor]]) -> Sequence:
+        """One TTS sample's sequence; its mels and units go into `columns`."""
+        text = self.tokenize(sample.text.strip())
+        if not text:
+            raise ValueError("TTS needs text to speak, got an empty string")
+        if not sample.units:
+            raise ValueError("TTS needs the phoneme units of the speech to make, got none")
+        if min(sample.durations, default=0) < 1:
+            raise ValueError(f"every phoneme unit needs at least one frame, got durations {sample.durations}")
+        patch = self.config.mel_patch_size
+        mel = self.vocoder_features(sample.audio, sample.sampling_rate)  # (G, M)
+        units = frame_units(sample.units, sample.durations)  # (F or G, W)
+        if sample.prompt_frames is None:  # inference: the audio is the prompt, the units what follows
+            prompt = mel[len(mel) % patch :]
+            target = mel.new_zeros(len(units), mel.shape[1])
+        else:
+            if len(units) != len(mel):
+                raise ValueError(
+                    f"the durations cover {len(units)} mel frames but the clip has {len(mel)}: "
+                    "align the clip again (unispeech data align)"
+                )
+            if not 0 <= sample.prompt_frames < len(mel):
+                raise ValueError(f"prompt_frames must be in [0, {len(mel)}), got {sample.prompt_frames}")
+            cut = sample.prompt_frames // patch * patch
+            prompt, target, units = mel[:cut], mel[cut:], units[cut:]
+        prompt_patches, target_patches = len(prompt) // patch, mel_patches(len(target), patch)
+        sequence = task.build(self.token_ids, prompt_patches, target_patches, text, task.bidirectional_speech)
+        for name, value in (
+            ("mel", target),
+            ("frame_units", units),
+            ("prompt_mel", prompt),
+            ("units", unit_tensor(sample.units)),
+            ("unit_durations", torch.tensor(sample.durations)),
+        ):
+            columns[name].append(value)
+        return sequence
 
 
 def _pad_stack(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -211,8 +255,10 @@ def _pad_sequences(sequences: list[Sequence], padding_side: str) -> dict[str, to
             "labels": (sequence.labels, IGNORE_INDEX),
             "speech_mask": ([kind == PositionKind.SPEECH for kind in sequence.kinds], False),
             "mel_mask": ([kind == PositionKind.MEL for kind in sequence.kinds], False),
+            "prompt_mask": ([kind == PositionKind.PROMPT for kind in sequence.kinds], False),
             "bidirectional_mask": (sequence.bidirectional, False),
             "text_condition_mask": (sequence.text_condition, False),
+            "prompt_condition_mask": (sequence.prompt_condition, False),
         }
         for name, (values, fill) in rows.items():
             padding = [fill] * pad
@@ -227,6 +273,16 @@ _COLUMNS = {
     "labels": torch.long,
     "speech_mask": torch.bool,
     "mel_mask": torch.bool,
+    "prompt_mask": torch.bool,
     "bidirectional_mask": torch.bool,
     "text_condition_mask": torch.bool,
+    "prompt_condition_mask": torch.bool,
+}
+# The TTS tensors of a batch, each padded and stacked, and the name of its lengths (if kept).
+_TTS_COLUMNS = {
+    "mel": "mel_lengths",
+    "frame_units": None,
+    "prompt_mel": "prompt_frames",
+    "units": "unit_lengths",
+    "unit_durations": None,
 }

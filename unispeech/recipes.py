@@ -36,7 +36,8 @@ SCHEDULES = ("cosine", "linear", "constant")
 class Source:
     """One stream of training examples. `manifest` (JSON lines of utterances) for ASR and TTS,
     `nbest` (N-best JSON lines) for GER; `weight` is its share of batches; `language_hint` writes
-    each utterance's `lang` before the transcript (ASR); `with_audio` lets GER listen too."""
+    each utterance's `lang` before the transcript (ASR); `with_audio` lets GER listen too; TTS
+    needs `durations`, the phoneme durations of its clips (`unispeech data align`)."""
 
     task: str
     manifest: str | None = None
@@ -44,6 +45,7 @@ class Source:
     weight: float = 1.0
     language_hint: bool = False
     with_audio: bool = False
+    durations: str | None = None
     max_seconds: float = 30.0
     name: str | None = None
 
@@ -137,6 +139,11 @@ class Recipe:
             wanted = "nbest" if source.task == "ger" else "manifest"
             if getattr(source, wanted) is None:
                 raise ValueError(f"a {source.task} source needs `{wanted}:` (a file)")
+            if source.task == "tts" and source.durations is None:
+                raise ValueError(
+                    f"a tts source needs `durations:` (its clips' phoneme durations, from unispeech data "
+                    f"align), {source.label} has none"
+                )
             if source.weight <= 0:
                 raise ValueError(f"source weights must be positive, got {source.weight} ({source.label})")
         for name in ("steps", "grad_accumulation", "checkpoint_every", "log_every", "keep_checkpoints"):

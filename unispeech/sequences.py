@@ -6,13 +6,16 @@ in what order, where the loss is taken and which positions attend bidirectionall
     ASR  [bos] <asr_start> speech×N <asr_end> [language] transcript [eos]   loss on transcript + eos
     GER  ([bos] <asr_start> speech×N <asr_end>) prompt correction [eos]    loss on correction + eos
          (the prompt lists the N-best hypotheses, HyPoradise style; the speech is optional)
-    TTS  [bos] text <tts_start> <time> mel×P                             flow-matching loss on mel
-         (the text is the prompt's transcript then the text to speak; <time> and the P mel
-          positions form the bidirectional span, since they all change at every ODE step)
+    TTS  [bos] text prompt-mel×Pp <tts_start> <time> mel×P              flow-matching loss on mel
+         (the text is the prompt's transcript then the text to speak; the prompt's clean mel is
+          bidirectional inside itself and never sees what follows; <time> and the P generated mel
+          positions form the second bidirectional span, since they all change at every ODE step)
 
-The TTS text condition is every position that has seen the text: the text and `<tts_start>`.
-Classifier-free guidance hides all of them from the span (hiding the text tokens alone would not
-do: deeper layers of `<tts_start>` carry what they read from the text).
+Everything before `<time>` is a causal prefix of the span, the same at every ODE step (so it is
+computed once). The TTS text condition is every position that has seen the text: the text, the
+prompt and `<tts_start>`; the prompt condition is the prompt and `<tts_start>` (which has seen
+it). Classifier-free guidance hides a dropped condition's positions from the span (hiding the
+text tokens alone would not do: deeper layers after them carry what they read from the text).
 
 A position is text (a token id), a `Marker`, a speech embedding (from the projector) or a mel
 patch (from flow matching). `TASKS` maps each task to its adapter name, its builder and whether
@@ -35,6 +38,7 @@ class PositionKind(IntEnum):
     MARKER = 1
     SPEECH = 2
     MEL = 3
+    PROMPT = 4  # a TTS prompt's mel patch: clean, never generated
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Sequence:
     labels: list[int] = field(default_factory=list)
     bidirectional: list[bool] = field(default_factory=list)
     text_condition: list[bool] = field(default_factory=list)  # positions that carry the TTS text
+    prompt_condition: list[bool] = field(default_factory=list)  # positions that carry the TTS prompt
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -61,6 +66,7 @@ class Sequence:
         learn: bool = False,
         bidirectional: bool = False,
         text_condition: bool = False,
+        prompt_condition: bool = False,
     ) -> None:
         ids = token_ids if token_ids is not None else [self.pad_id] * count
         self.token_ids += ids
@@ -69,18 +75,26 @@ class Sequence:
         self.labels += ids if learn else [IGNORE_INDEX] * count
         self.bidirectional += [bidirectional] * count
         self.text_condition += [text_condition] * count
+        self.prompt_condition += [prompt_condition] * count
 
     def text(self, token_ids: list[int], learn: bool = False, text_condition: bool = False) -> None:
         """Text tokens; `learn` puts them in the loss, `text_condition` marks them as TTS text (below)."""
         self._append(len(token_ids), PositionKind.TEXT, token_ids, learn=learn, text_condition=text_condition)
 
-    def marker(self, marker: Marker, bidirectional: bool = False, text_condition: bool = False) -> None:
+    def marker(
+        self,
+        marker: Marker,
+        bidirectional: bool = False,
+        text_condition: bool = False,
+        prompt_condition: bool = False,
+    ) -> None:
         self._append(
             1,
             PositionKind.MARKER,
             marker=int(marker),
             bidirectional=bidirectional,
             text_condition=text_condition,
+            prompt_condition=prompt_condition,
         )
 
     def speech(self, count: int, bidirectional: bool = False) -> None:
@@ -88,6 +102,16 @@ class Sequence:
 
     def mel(self, count: int, bidirectional: bool = False) -> None:
         self._append(count, PositionKind.MEL, bidirectional=bidirectional)
+
+    def prompt(self, count: int, bidirectional: bool = False) -> None:
+        """A TTS prompt's mel patches: they carry the text they have seen and the prompt."""
+        self._append(
+            count,
+            PositionKind.PROMPT,
+            bidirectional=bidirectional,
+            text_condition=True,
+            prompt_condition=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -160,13 +184,17 @@ def build_ger(
     return sequence
 
 
-def build_tts(ids: TokenIds, mel_patches: int, text: list[int], bidirectional_speech: bool) -> Sequence:
-    """TTS: the text (prompt transcript + text to speak), then the time token and the mel span."""
+def build_tts(
+    ids: TokenIds, prompt_patches: int, mel_patches: int, text: list[int], bidirectional_speech: bool
+) -> Sequence:
+    """TTS: the text (prompt transcript + text to speak), the prompt's mel, then the time token
+    and the generated mel span."""
     sequence = Sequence(ids.pad)
     if ids.bos is not None:
         sequence.text([ids.bos])
     sequence.text(text, text_condition=True)
-    sequence.marker(Marker.TTS_START, text_condition=True)
+    sequence.prompt(prompt_patches, bidirectional=bidirectional_speech)
+    sequence.marker(Marker.TTS_START, text_condition=True, prompt_condition=True)
     sequence.marker(Marker.TIME, bidirectional=bidirectional_speech)
     sequence.mel(mel_patches, bidirectional=bidirectional_speech)
     return sequence

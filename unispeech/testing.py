@@ -1,5 +1,5 @@
 """Tiny random models for tests and examples: a byte-level tokenizer, a small `UnispeechLMModel`,
-and deterministic noise clips.
+deterministic noise clips, and TTS samples with stand-in durations.
 
 Nothing here downloads anything: the tokenizer is built in memory (each UTF-8 byte one token, plus
 `<pad>`, `<s>`, `</s>`), so tests run offline and in seconds, on any text in any script.
@@ -11,9 +11,13 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from unispeech.audio import AudioSource, load_audio
 from unispeech.configuration import UnispeechLMConfig
+from unispeech.lengths import vocoder_mel_frames
 from unispeech.modeling import UnispeechLMModel
-from unispeech.processor import UnispeechLMProcessor
+from unispeech.phoneme_durations import even_durations
+from unispeech.phonemes import phoneme_units
+from unispeech.processor import TtsSample, UnispeechLMProcessor
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2, as the tiny config declares them
 
@@ -43,3 +47,23 @@ def tiny_model(
 def noise(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     """A deterministic clip of quiet noise (standard deviation 0.1), float32 mono."""
     return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sample_rate))).astype(np.float32)
+
+
+def tts_sample(
+    audio: AudioSource,
+    text: str,
+    config: UnispeechLMConfig,
+    sampling_rate: int | None = None,
+    prompt_fraction: float | None = 0.25,
+) -> TtsSample:
+    """A TTS sample of a clip whose units are `text`'s characters (no espeak-ng needed), spread
+    evenly over its frames (no aligner). `prompt_fraction=None` makes an inference sample: the
+    clip is the prompt and the units fill as many frames again after it."""
+    settings = config.mel_settings
+    frames = vocoder_mel_frames(
+        len(load_audio(audio, settings.sample_rate, sampling_rate)), settings.hop_length
+    )
+    units = tuple(phoneme_units(text.lower()))
+    durations = even_durations(len(units), max(frames, len(units)))
+    prompt = None if prompt_fraction is None else int(prompt_fraction * frames)
+    return TtsSample(audio, text, units, durations, prompt, sampling_rate)

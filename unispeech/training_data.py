@@ -25,6 +25,8 @@ from unispeech.feature_cache import FeatureCache
 from unispeech.lengths import mel_patches, speech_tokens, vocoder_mel_frames, whisper_mel_frames
 from unispeech.manifest import audio_duration, read_manifest, with_durations
 from unispeech.nbest import read_nbest
+from unispeech.phoneme_durations import read_durations
+from unispeech.phonemes import phoneme_units
 from unispeech.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
 from unispeech.recipes import Recipe, Source
 from unispeech.sequences import language_prompt
@@ -42,6 +44,8 @@ class Example:
     hypotheses: tuple[str, ...] = ()
     language: str | None = None
     length: int = 0  # estimated positions of its sequence
+    units: tuple[tuple[int, ...], ...] = ()  # TTS: the clip's phoneme units and their frames
+    durations: tuple[int, ...] = ()
 
 
 class TrainingData:
@@ -88,6 +92,8 @@ class TrainingData:
                 )
                 for utterance in utterances
             ]
+            if source.task == "tts":
+                raw = self._with_units(raw, source)
         examples = []
         for example, seconds in raw:
             if seconds > source.max_seconds:
@@ -100,12 +106,26 @@ class TrainingData:
             examples.append(replace(example, length=length))
         return examples
 
+    def _with_units(self, raw: list[tuple[Example, float]], source: Source) -> list[tuple[Example, float]]:
+        """TTS examples with their clips' units and durations; clips the durations file lacks are
+        left out and counted."""
+        aligned = read_durations(source.durations)
+        kept = []
+        for example, seconds in raw:
+            clip = aligned.get(Path(example.audio).resolve())
+            if clip is None:
+                self.dropped[f"{source.label}: no durations in {source.durations}"] += 1
+                continue
+            units = tuple(phoneme_units(clip.phonemes))
+            kept.append((replace(example, units=units, durations=clip.durations), seconds))
+        return kept
+
     def _length(self, example: Example, seconds: float) -> int:
         config = self.processor.config
         text = len(self.processor.tokenize(example.text))
-        if example.task == "tts":
+        if example.task == "tts":  # the prompt's patches and the generated ones: at most one more
             frames = vocoder_mel_frames(round(seconds * config.mel_sample_rate), config.mel_hop_length)
-            return SEQUENCE_OVERHEAD + text + mel_patches(frames, config.mel_patch_size)
+            return SEQUENCE_OVERHEAD + text + mel_patches(frames, config.mel_patch_size) + 1
         speech = 0
         if example.audio is not None:
             speech = speech_tokens(
@@ -140,8 +160,11 @@ class TrainingData:
     def samples(
         self, source: int, indices: list[int], cache: FeatureCache | None = None
     ) -> tuple[list[Example], list[AsrSample | TtsSample | GerSample]]:
-        """The examples of a batch and the processor samples made of them."""
+        """The examples of a batch and the processor samples made of them. A TTS clip's prompt is a
+        leading 0–`prompt_max_fraction` of it, drawn from a seed of the run's and the batch's, so a
+        resumed run draws what the uninterrupted one did."""
         examples = [self.sources[source][index] for index in indices]
+        draw = random.Random(f"{self.recipe.seed}:{source}:{indices}")
         samples = []
         for example in examples:
             audio = example.audio
@@ -152,7 +175,9 @@ class TrainingData:
             if example.task == "asr":
                 samples.append(AsrSample(audio, example.text, language=example.language))
             elif example.task == "tts":
-                samples.append(TtsSample(audio, example.text))
+                frames = sum(example.durations)
+                prompt = int(draw.random() * self.processor.config.prompt_max_fraction * frames)
+                samples.append(TtsSample(audio, example.text, example.units, example.durations, prompt))
             else:
                 samples.append(GerSample(example.hypotheses, example.text, audio))
         return examples, samples

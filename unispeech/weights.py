@@ -56,8 +56,9 @@ DEFAULT_CACHE = Path("~/.cache/unispeech")
 MANIFEST_NAME = "manifest.json"
 # The layout of a converted cache; a cache of another layout is converted again. 2: the projector
 # has an output norm. 3: the flow head patches 4 mel frames per position. 4: the backbone's config
-# keeps no GGUF `quantization_config` (its weights are float32), so QLoRA can load it.
-CACHE_LAYOUT = 4
+# keeps no GGUF `quantization_config` (its weights are float32), so QLoRA can load it. 5: the flow
+# head has the phoneme table and the duration predictor (explicitly aligned TTS).
+CACHE_LAYOUT = 5
 MODEL_DIR = "model"
 WHISPER_FILE = "whisper-base.safetensors"
 VOCODER_FILE = "hifigan/generator.safetensors"
