@@ -121,7 +121,9 @@ class Unispeech:
 
 def _nbest_lists(nbest: object) -> tuple[list, bool]:
     """`correct`'s input as a list of N-best lists, and whether it was many; a clear error for
-    anything but a list of strings or a list of such lists."""
+    anything but a list of strings or a list of such lists, and for no hypothesis at all."""
+    if isinstance(nbest, (list, tuple)) and not nbest:
+        raise ValueError("the N-best list is empty: correct needs at least one hypothesis, best first")
     if isinstance(nbest, (list, tuple)):
         if all(isinstance(text, str) for text in nbest):
             return [nbest], False

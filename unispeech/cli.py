@@ -187,6 +187,8 @@ def _nbest_lists(text: str) -> list[list[str]]:
             raise ValueError(
                 f'an N-best list must be a list of strings or {{"input": [...]}}, got {item!r:.80}'
             )
+        if not hypotheses:
+            raise ValueError(f"the N-best list is empty: give at least one hypothesis, got {item!r:.80}")
         return hypotheses
 
     text = text.strip()

@@ -12,9 +12,10 @@ work like the stock ones (`MODEL_DIR` is any folder saved with `save_pretrained`
 follows transformers' contract: `_sanitize_parameters` returns only what the caller passed,
 `preprocess` normalises the input, `_forward` is the one model call (through the task functions of
 `transcription.py`, `synthesis.py`, `correction.py`), `postprocess` returns a plain dict. A
-pipeline over a named model's cached base (`smol`) loads the adapter shipped for its task, as
-`unispeech.load` does; `adapter=PATH` loads another adapter folder of the pipeline's task instead
-(one of another task is refused), `adapter=None` none.
+pipeline over a named model's cached base (`smol`) verifies the cache (`weights.require`: a damaged
+one is refused) and loads the adapter shipped for its task, as `unispeech.load` does;
+`adapter=PATH` loads another adapter folder of the pipeline's task instead (one of another task is
+refused), `adapter=None` none.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from unispeech.pretrained import GRIFFIN_LIM, load_vocoder
 from unispeech.processor import UnispeechLMProcessor
 from unispeech.synthesis import SynthesisOptions
 from unispeech.transcription import TranscriptionOptions
-from unispeech.weights import MODEL_DIR, MODELS, VOCODER_FILE, cache_dir
+from unispeech.weights import MODEL_DIR, MODELS, VOCODER_FILE, cache_dir, require
 
 SPEECH_RECOGNITION = "unispeech-speech-recognition"
 TEXT_TO_AUDIO = "unispeech-text-to-audio"
@@ -55,6 +56,9 @@ class _UnispeechPipeline(Pipeline):
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
         super().__init__(model=model, tokenizer=tokenizer, **kwargs)
+        named = _named_model(model.name_or_path)
+        if named is not None:  # a damaged cache is refused, as `unispeech.load` refuses it
+            require(named)
         if vocoder is None:
             vocoder = load_vocoder(_vocoder_beside(model.name_or_path), model.config.mel_settings)
         self.speech = Unispeech(model, UnispeechLMProcessor(tokenizer, model.config), vocoder)
@@ -64,13 +68,19 @@ class _UnispeechPipeline(Pipeline):
             self.speech.load_adapter(adapter, self.adapter_task)
 
 
-def _shipped_adapter(model_dir: str, task: str) -> Path | None:
-    """The adapter shipped for `task`, when `model_dir` is the cached base of a named model."""
+def _named_model(model_dir: str) -> str | None:
+    """The named model (`smol`) whose cached base `model_dir` is, if it is one."""
     for name in MODELS:
         if Path(model_dir).resolve() == (cache_dir(name) / MODEL_DIR).resolve():
-            folder = adapter_dir(name, task)
-            return folder if folder.is_dir() else None
+            return name
     return None
+
+
+def _shipped_adapter(model_dir: str, task: str) -> Path | None:
+    """The adapter shipped for `task`, when `model_dir` is the cached base of a named model."""
+    name = _named_model(model_dir)
+    folder = None if name is None else adapter_dir(name, task)
+    return folder if folder is not None and folder.is_dir() else None
 
 
 def _vocoder_beside(model_dir: str) -> str | Path:
