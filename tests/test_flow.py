@@ -46,7 +46,8 @@ def test_loss_is_the_mean_over_real_frames_only():
 def test_an_untrained_head_starts_switched_off(flow):
     assert (flow.embed_prompt(torch.randn(1, 6, 80)) == 0).all()
     units = torch.zeros(1, 6, 4, dtype=torch.long)  # padding: no phonemes
-    assert (flow.embed_target(torch.randn(1, 6, 80), units, torch.tensor([True])) == 0).all()
+    condition = flow.phoneme_condition(units, torch.tensor([6]))
+    assert (flow.embed_target(torch.randn(1, 6, 80), condition, torch.tensor([True])) == 0).all()
     hidden = torch.randn(2, 4, 64)
     time_embedding = flow.time_embedding(torch.tensor([0.1, 0.9]))
     normalised = torch.nn.functional.layer_norm(hidden, (64,))
@@ -55,12 +56,28 @@ def test_an_untrained_head_starts_switched_off(flow):
 
 def test_each_patch_carries_the_mean_of_its_frames_phonemes(flow):
     units = torch.tensor([[[5, 0, 0, 0]] * 3 + [[7, 9, 0, 0]] * 2])  # (1, 5, 4): 3 frames of 5, 2 of 7+9
-    embeddings = flow.embed_target(torch.zeros(1, 5, 80), units, torch.tensor([True]))  # (1, 2, D), p = 3
+    condition = flow.phoneme_condition(units, torch.tensor([5]))
+    assert condition.prior.shape == (1, 5, 80)
+    embeddings = flow.embed_target(torch.zeros(1, 5, 80), condition, torch.tensor([True]))  # (1, 2, D), p = 3
     table = flow.phonemes.table.weight
     torch.testing.assert_close(embeddings[0, 0], table[5])
     torch.testing.assert_close(embeddings[0, 1], 2 * (table[7] + table[9]) / 3)  # the padded frame adds 0
-    unseen = flow.embed_target(torch.zeros(1, 5, 80), units, torch.tensor([False]))
+    unseen = flow.embed_target(torch.zeros(1, 5, 80), condition, torch.tensor([False]))
     assert (unseen == 0).all(), "guidance's unconditional row gets no phonemes"
+
+
+def test_the_prior_mel_enters_through_the_condition_half(flow):
+    torch.nn.init.normal_(flow.mel_input.linear.weight)
+    units = torch.randint(3, 50, (1, 6, 4))
+    condition = flow.phoneme_condition(units, torch.tensor([6]))
+    seen, unseen = (
+        flow.embed_target(torch.zeros(1, 6, 80), condition, torch.tensor([v])) for v in (True, False)
+    )
+    condition.prior = condition.prior + 1
+    moved = flow.embed_target(torch.zeros(1, 6, 80), condition, torch.tensor([True]))
+    assert (moved - seen).abs().max() > 1e-3, "the prior is an input"
+    unseen_moved = flow.embed_target(torch.zeros(1, 6, 80), condition, torch.tensor([False]))
+    torch.testing.assert_close(unseen, unseen_moved)  # hidden from the unconditional row
 
 
 def test_the_duration_predictor_ignores_padding_and_its_loss_is_on_log_frames(flow):

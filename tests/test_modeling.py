@@ -23,12 +23,14 @@ def test_a_mixed_batch_trains_both_tasks(tiny):
     try:
         output = model(**processor(_samples(model.config)), generator=torch.Generator().manual_seed(1))
         assert torch.isfinite(output.text_loss) and torch.isfinite(output.tts_loss)
-        torch.testing.assert_close(output.loss, output.text_loss + output.tts_loss + output.duration_loss)
+        parts = (output.text_loss, output.tts_loss, output.prior_loss, output.duration_loss)
+        torch.testing.assert_close(output.loss, sum(parts))
         model.zero_grad()
         output.loss.backward()
         assert model.projector.linear_in.weight.grad.abs().sum() > 0
         assert model.flow.mel_input.linear.weight.grad.abs().sum() > 0
         assert model.flow.durations.output.weight.grad.abs().sum() > 0
+        assert model.flow.prior.output.weight.grad.abs().sum() > 0
         assert model.markers.embedding.weight.grad[[0, 1, 2, 3]].abs().sum(dim=1).gt(0).all()
         assert all(p.grad is None for p in model.encoder.parameters()), "the encoder is frozen"
     finally:

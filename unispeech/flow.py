@@ -7,7 +7,9 @@ normalised mel `x1`, the velocity target `x1 − x0`, and the condition-dropout 
 the prompt's clean mel and the generated span's noisy mel as backbone inputs — each generated
 position also carrying the embeddings of its frames' phoneme units, length-regulated by their
 durations — turning final hidden states back into velocities through a time-conditioned adaLN, the
-masked MSE loss, the duration predictor and its loss, and the Euler sampler with sway-sampled steps
+masked MSE loss, the phoneme prior (the mel each frame's unit predicts, Grad-TTS's μ: the flow's
+condition on the generated frames, learned by MSE to the target), the duration predictor and its
+loss, and the Euler sampler with sway-sampled steps
 and batched classifier-free guidance. The mel input projection and the adaLN modulation start at
 zero, so an untrained head leaves the backbone's behaviour unchanged.
 
@@ -97,26 +99,37 @@ class PhonemeEmbedding(nn.Module):
         return self.table(units).sum(dim=-2)
 
 
-class DurationPredictor(nn.Module):
-    """Log frames per phoneme unit from the units' embeddings (FastSpeech 2's variance predictor:
-    convolutions with ReLU and LayerNorm, then a linear layer)."""
+class VariancePredictor(nn.Module):
+    """FastSpeech 2's variance predictor: convolutions with ReLU and LayerNorm over a sequence of
+    embeddings, then a linear layer to `outputs` values per step. It predicts log frames per phoneme
+    unit (the duration predictor) and, over frames, each frame's mel (the phoneme prior)."""
 
-    def __init__(self, hidden_size: int, channels: int, kernel_size: int, layers: int):
+    def __init__(self, hidden_size: int, channels: int, kernel_size: int, layers: int, outputs: int = 1):
         super().__init__()
         widths = [hidden_size] + [channels] * layers
         self.convolutions = nn.ModuleList(
             nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in itertools.pairwise(widths)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in range(layers))
-        self.output = nn.Linear(channels, 1)
+        self.output = nn.Linear(channels, outputs)
 
     def forward(self, embeddings: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """`(S, N, D)` unit embeddings with `(S,)` real counts → `(S, N)` log frames (0 on padding)."""
+        """`(S, N, D)` embeddings with `(S,)` real lengths → `(S, N, outputs)`, 0 on padding."""
         real = (torch.arange(embeddings.shape[1], device=lengths.device)[None] < lengths[:, None])[..., None]
         hidden = embeddings * real
         for convolution, norm in zip(self.convolutions, self.norms, strict=True):
             hidden = norm(convolution(hidden.transpose(1, 2)).transpose(1, 2).relu()) * real
-        return self.output(hidden)[..., 0] * real[..., 0]
+        return self.output(hidden) * real
+
+
+@dataclass
+class PhonemeCondition:
+    """What the phonemes tell the generated frames: the prior mel μ the units predict (Grad-TTS's
+    and Matcha-TTS's encoder output, here from the frames' length-regulated units) and the units'
+    embeddings, both per frame."""
+
+    prior: torch.Tensor  # (S, F, M) normalised mel
+    embeddings: torch.Tensor  # (S, F, D)
 
 
 @dataclass
@@ -172,8 +185,15 @@ class FlowMatching(nn.Module):
         self.time_embedding = TimestepEmbedding(config.time_embedding_frequencies, hidden_size)
         self.mel_input = MelInputProjection(config.mel_bins, config.mel_patch_size, hidden_size)
         self.phonemes = PhonemeEmbedding(config.phoneme_table_size, hidden_size)
-        self.durations = DurationPredictor(
+        self.durations = VariancePredictor(
             hidden_size, config.duration_channels, config.duration_kernel_size, config.duration_layers
+        )
+        self.prior = VariancePredictor(
+            hidden_size,
+            config.duration_channels,
+            config.duration_kernel_size,
+            config.duration_layers,
+            config.mel_bins,
         )
         self.output_norm = AdaptiveLayerNorm(hidden_size)
         self.mel_output = nn.Linear(hidden_size, config.mel_patch_size * config.mel_bins)
@@ -220,16 +240,23 @@ class FlowMatching(nn.Module):
         patches = self.patchify(prompt)
         return self.mel_input(torch.zeros_like(patches), patches)
 
+    def phoneme_condition(self, frame_units: torch.Tensor, lengths: torch.Tensor) -> PhonemeCondition:
+        """The prior mel and the unit embeddings of frames' units `(S, F, W)` with `(S,)` real lengths."""
+        embeddings = self.phonemes(frame_units)  # (S, F, D)
+        return PhonemeCondition(self.prior(embeddings, lengths), embeddings)
+
     def embed_target(
-        self, noisy: torch.Tensor, frame_units: torch.Tensor, phonemes_seen: torch.Tensor
+        self, noisy: torch.Tensor, condition: PhonemeCondition, phonemes_seen: torch.Tensor
     ) -> torch.Tensor:
-        """Backbone inputs `(S, P, D)` of the generated span: noisy mels `(S, F, M)` through the
-        noisy half of the input projection, plus the mean embedding of each patch's frames' units
-        `(S, F, W)`, left out where `phonemes_seen` `(S,)` is False (guidance's unconditional row)."""
-        patches = self.patchify(noisy)
-        phonemes = self.phonemes(frame_units) * phonemes_seen[:, None, None]  # (S, F, D)
+        """Backbone inputs `(S, P, D)` of the generated span: noisy mels `(S, F, M)` and the prior
+        mel through the input projection's two halves, plus the mean embedding of each patch's
+        frames' units; the phonemes (prior and embeddings) are left out where `phonemes_seen` `(S,)`
+        is False (guidance's unconditional row)."""
+        seen = phonemes_seen[:, None, None].to(noisy.dtype)
+        patches, prior = self.patchify(noisy), self.patchify(condition.prior.to(noisy.dtype) * seen)
+        phonemes = condition.embeddings * seen  # (S, F, D)
         per_patch = self.patchify(phonemes).unflatten(-1, (self.patch_size, -1)).mean(dim=2)  # (S, P, D)
-        return self.mel_input(patches, torch.zeros_like(patches)) + per_patch.to(patches.dtype)
+        return self.mel_input(patches, prior) + per_patch.to(patches.dtype)
 
     def velocity(self, hidden: torch.Tensor, time_embedding: torch.Tensor, frames: int) -> torch.Tensor:
         """Final hidden states of the generated mel positions `(S, P, D)` → velocities `(S, F, M)`."""
@@ -237,7 +264,7 @@ class FlowMatching(nn.Module):
 
     def log_durations(self, units: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Predicted log frames `(S, N)` of units `(S, N, W)` with `(S,)` real counts."""
-        return self.durations(self.phonemes(units), lengths)
+        return self.durations(self.phonemes(units), lengths)[..., 0]
 
     @staticmethod
     def loss(predicted: torch.Tensor, target: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

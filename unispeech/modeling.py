@@ -36,11 +36,13 @@ from unispeech.sequences import IGNORE_INDEX
 @dataclass
 class UnispeechLMOutput(ModelOutput):
     """Losses of one forward: `text_loss` over transcript and correction tokens (ASR, GER), `tts_loss`
-    over generated mel frames, `duration_loss` over TTS phoneme units; `loss` sums those present."""
+        over generated mel frames, `prior_loss` of the phoneme prior over them, `duration_loss` over TTS
+    phoneme units; `loss` sums those present."""
 
     loss: torch.Tensor | None = None
     text_loss: torch.Tensor | None = None
     tts_loss: torch.Tensor | None = None
+    prior_loss: torch.Tensor | None = None  # the phoneme prior's mel against the target (TTS)
     duration_loss: torch.Tensor | None = None  # log frames per phoneme unit (TTS)
     last_hidden_state: torch.Tensor | None = None  # (B, L, D)
     speech_embeddings: torch.Tensor | None = None  # (A, N, D), the projector's output
@@ -237,9 +239,11 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
             speech = self.project_speech(encoder_states, encoder_lengths)
         mel_embeddings = time_embeddings = prompt_embeddings = hidden_from_span = None
         if mel is not None:
+            target = self.flow.normalize(mel)
             if flow_example is None:
-                flow_example = self.flow.draw(self.flow.normalize(mel), mel_lengths, generator)
-            mel_embeddings = self.flow.embed_target(flow_example.noisy, frame_units, ~flow_example.drop_text)
+                flow_example = self.flow.draw(target, mel_lengths, generator)
+            condition = self.flow.phoneme_condition(frame_units, mel_lengths)
+            mel_embeddings = self.flow.embed_target(flow_example.noisy, condition, ~flow_example.drop_text)
             prompt_embeddings = self.flow.embed_prompt(self.flow.normalize(prompt_mel))
             time_embeddings = self.flow.time_embedding(flow_example.time)
             tts_rows = mel_mask.any(dim=1)
@@ -261,7 +265,7 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         )
         hidden = self.run_backbone(inputs_embeds, attention_mask, bidirectional_mask, hidden_from_span)
 
-        text_loss = tts_loss = duration_loss = None
+        text_loss = tts_loss = prior_loss = duration_loss = None
         if labels is not None and (labels != IGNORE_INDEX).any():
             text_loss = self.next_token_loss(hidden, labels)
         if mel is not None:
@@ -270,14 +274,16 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
             )  # (S, P, D)
             velocity = self.flow.velocity(span_hidden, time_embeddings, frames=mel.shape[1])
             tts_loss = self.flow.loss(velocity, flow_example.velocity, flow_example.frames)
+            prior_loss = self.flow.loss(condition.prior, target, flow_example.frames)
         if unit_durations is not None:
             log_durations = self.flow.log_durations(units, unit_lengths)
             duration_loss = self.flow.duration_loss(log_durations, unit_durations, unit_lengths)
-        losses = [loss for loss in (text_loss, tts_loss, duration_loss) if loss is not None]
+        losses = [loss for loss in (text_loss, tts_loss, prior_loss, duration_loss) if loss is not None]
         return UnispeechLMOutput(
             loss=sum(losses) if losses else None,
             text_loss=text_loss,
             tts_loss=tts_loss,
+            prior_loss=prior_loss,
             duration_loss=duration_loss,
             last_hidden_state=hidden,
             speech_embeddings=None if speech is None else speech[0],

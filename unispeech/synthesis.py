@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from transformers import BatchFeature, DynamicCache
 
 from unispeech.audio import AudioSource, MelSettings, load_audio
-from unispeech.flow import FlowMatching, SwaySchedule
+from unispeech.flow import FlowMatching, PhonemeCondition, SwaySchedule
 from unispeech.lengths import vocoder_mel_frames
 from unispeech.markers import Marker
 from unispeech.modeling import UnispeechLMModel
@@ -283,7 +283,11 @@ class SpanVelocity:
         self.model = model
         rows = GUIDED_ROWS if guided else 1
         self.frames = batch["mel"].shape[1]
-        self.frame_units = batch["frame_units"].expand(rows, -1, -1)  # (R, F, W)
+        self.rows = rows
+        condition = model.flow.phoneme_condition(batch["frame_units"], batch["mel_lengths"])  # once
+        self.condition = PhonemeCondition(
+            condition.prior.expand(rows, -1, -1), condition.embeddings.expand(rows, -1, -1)
+        )  # (R, F, M), (R, F, D)
         self.phonemes_seen = torch.tensor([True, False], device=model.device)[:rows]
         prompt = model.flow.normalize(batch["prompt_mel"].to(model.dtype))  # (1, Fp, M)
         self.prompt_embeddings = model.flow.embed_prompt(prompt).expand(rows, -1, -1)  # (R, Pp, D)
@@ -299,10 +303,10 @@ class SpanVelocity:
     def __call__(self, x: torch.Tensor, time: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Noisy mel `(1, F, M)` at `time` → conditional and unconditional (None: unguided) `(1, F, M)`."""
         flow = self.model.flow
-        rows = self.frame_units.shape[0]
+        rows = self.rows
         noisy = x.to(self.prompt_embeddings.dtype).expand(rows, -1, -1)  # (R, F, M)
         time_embeddings = flow.time_embedding(torch.full((rows,), time, device=x.device))  # (R, D)
-        mel_embeddings = flow.embed_target(noisy, self.frame_units, self.phonemes_seen)  # (R, P, D)
+        mel_embeddings = flow.embed_target(noisy, self.condition, self.phonemes_seen)  # (R, P, D)
         hidden = self.mel_hidden(mel_embeddings, time_embeddings)  # (R, P, D)
         velocity = flow.velocity(hidden, time_embeddings, self.frames).float()  # (R, F, M)
         return velocity[:1], velocity[1:] if rows > 1 else None
@@ -354,7 +358,7 @@ class PrefixCachedVelocity(SpanVelocity):
             batch["bidirectional_mask"][:, prefix],
             past_key_values=self.cache,
         )
-        self.cache.batch_repeat_interleave(self.frame_units.shape[0])
+        self.cache.batch_repeat_interleave(self.rows)
 
     def mel_hidden(self, mel_embeddings: torch.Tensor, time_embeddings: torch.Tensor) -> torch.Tensor:
         span = slice(self.prefix_length, None)

@@ -125,7 +125,7 @@ class TrainingModule(nn.Module):
             losses.update(
                 {
                     name: getattr(output, name)
-                    for name in ("text_loss", "tts_loss", "duration_loss")
+                    for name in ("text_loss", "tts_loss", "prior_loss", "duration_loss")
                     if getattr(output, name) is not None
                 }
             )
