@@ -158,7 +158,7 @@ def test_the_cli_runs_the_tiny_model(tiny_dir, tmp_path, monkeypatch, capsys):
     assert main([*command, "--steps", "1", "--guidance", "0", "--limit", "2"]) == 0
     data = json.loads((out / "report.json").read_text())
     assert data["overall"]["items"] == 2 and data["overall"]["round_trip_error_rate"] == 1.0
-    assert data["settings"] == {"steps": 1, "guidance_strength": 0.0, "seed": 0}
+    assert data["settings"] == {"steps": 1, "guidance_strength": 0.0, "seed": 0, "start_time": 1.0}
     assert data["overall"]["similarity"] == pytest.approx(1.0) and data["overall"]["generated_seconds"] > 0
     assert len(list((out / "audio").iterdir())) == 2 and (out / "report.png").is_file()
     assert "2 pairs (0 skipped)" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import noise_clip
 from unispeech.audio import AudioError, MelSettings
-from unispeech.flow import FlowMatchingExample
+from unispeech.flow import FlowMatching, FlowMatchingExample
 from unispeech.phoneme_durations import even_durations
 from unispeech.phonemes import Phonemizer, phoneme_units
 from unispeech.processor import TtsSample
@@ -34,7 +34,7 @@ PROMPT_TEXT = "a prompt"  # 8 bytes: 0.0625 s a byte, above the ratio rule's flo
 RATE = 22050
 HOP = 256
 FRAME_RATE = RATE / HOP
-FAST = SynthesisOptions(steps=3)
+FAST = SynthesisOptions(steps=3, start_time=0.0)  # the whole ODE, from noise
 THREE_SENTENCES = "The first sentence is here. A second one follows! And is there a third?"
 
 
@@ -125,7 +125,9 @@ def test_the_prefix_cache_equals_recomputing_every_step(prompt, guidance_strengt
             "Cache me if you can.",
             units,
             even_durations(len(units), 40),
-            SynthesisOptions(steps=4, guidance_strength=guidance_strength, use_prefix_cache=cached),
+            SynthesisOptions(
+                steps=4, guidance_strength=guidance_strength, use_prefix_cache=cached, start_time=0
+            ),
             torch.Generator().manual_seed(0),
         )
         for cached in (True, False)
@@ -203,7 +205,9 @@ def test_the_prefix_runs_once_per_sentence_not_once_per_step(
 
     monkeypatch.setattr(model, "run_backbone", counting)
     steps = 4
-    options = SynthesisOptions(steps=steps, guidance_strength=guidance_strength, use_prefix_cache=cached)
+    options = SynthesisOptions(
+        steps=steps, guidance_strength=guidance_strength, use_prefix_cache=cached, start_time=0
+    )
     speak(model, processor, frame_mean, THREE_SENTENCES, prompt, PROMPT_TEXT, options, RATE)
     sentences = 3
     rows = 2 if guidance_strength else 1
@@ -218,6 +222,34 @@ def test_the_prefix_runs_once_per_sentence_not_once_per_step(
     else:
         assert not prefix_passes and len(calls) == sentences * steps
         assert all(call[0] == rows and call[2] is None for call in calls)
+
+
+@pytest.mark.parametrize("start_time", [1.0, 0.5])
+def test_the_ode_starts_from_the_phoneme_prior(tts, prompt, start_time, monkeypatch):
+    """At start time 1 the mel is the prior's, with no backbone pass; in between the ODE runs over
+    the remaining time only, from noise mixed with the prior."""
+    model, processor = tts
+    units = phoneme_units("start here.")
+    durations = even_durations(len(units), 30)
+    batch = processor([_inference_sample(prompt, "start here.", 30)])
+    prior = model.flow.phoneme_condition(batch["frame_units"], batch["mel_lengths"]).prior
+    passes, times = [], []
+    run_backbone, sample = model.run_backbone, FlowMatching.sample
+    monkeypatch.setattr(model, "run_backbone", lambda *a, **k: passes.append(1) or run_backbone(*a, **k))
+
+    def recording(velocity_fn, x, steps, schedule, strength, start_time):
+        times.append(start_time)
+        return sample(velocity_fn, x, steps, schedule, strength, start_time)
+
+    monkeypatch.setattr(FlowMatching, "sample", staticmethod(recording))
+    options = SynthesisOptions(steps=4, start_time=start_time, guidance_strength=0)
+    mel = generate_mel(model, processor, prompt, PROMPT_TEXT, "start here.", units, durations, options)
+    if start_time == 1:
+        torch.testing.assert_close(mel, model.flow.denormalize(prior[0]))
+        assert not passes and not times
+    else:
+        assert times == [0.5] and len(passes) == 1 + 4, "the prefix once, then 4 steps over [0.5, 1]"
+        assert not torch.allclose(mel, model.flow.denormalize(prior[0]))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -349,7 +381,7 @@ def test_ten_thousand_characters(tts, frame_mean, prompt, capsys):
     sentence = "The quick brown fox, who was rather tired, jumped over the lazy dog again. "
     rambling = " ".join(["and then"] * 60) + ". "
     text = ((sentence * 10 + rambling) * 20)[:10_000]
-    options = SynthesisOptions(steps=1, guidance_strength=0)
+    options = SynthesisOptions(steps=1, guidance_strength=0, start_time=0)
     prompt_text = "a fast prompt transcript"
     audio = speak(*tts, frame_mean, text, prompt, prompt_text, options, RATE)
     sentences = split_sentences(text)
@@ -409,6 +441,7 @@ def test_a_long_prompt_is_cut_with_a_warning(tts, frame_mean, caplog):
     ("changes", "message"),
     [
         ({"steps": 0}, "steps .* at least 1, got 0"),
+        ({"start_time": 1.5}, r"start_time must be in \[0, 1\]"),
         ({"guidance_strength": -1.0}, "guidance_strength .* got -1.0"),
         ({"guidance_strength": float("nan")}, "guidance_strength .* got nan"),
         ({"sway": 1.5}, r"sway must be in \[-1, 1\].* got 1.5"),

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-LOSS_KEYS = ("text_loss/", "ctc_loss/", "tts_loss/")  # prefixes of the per-task losses
+LOSS_KEYS = ("text_loss/", "ctc_loss/", "tts_loss/", "prior_loss/", "duration_loss/")  # per-task losses
 
 
 def read_metrics(path: Path) -> tuple[dict[str, list[tuple[int, float]]], dict[str, list[tuple[int, float]]]]:
@@ -71,7 +71,7 @@ def plot(losses: dict, dev: dict, title: str, output: Path, starts: list[int] = 
     for name, points in losses.items():
         steps, values = zip(*points, strict=True)
         left.plot(steps, values, label=name, linewidth=1)
-    left.set(xlabel="step", ylabel="loss (text: nats per token; TTS: per mel value)", yscale="log")
+    left.set(xlabel="step", ylabel="loss (nats per token; per mel value; log frames)", yscale="log")
     left.set_title("training losses")
     for step in starts:
         left.axvline(step, color="grey", linestyle=":")

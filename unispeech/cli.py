@@ -29,6 +29,7 @@ from pathlib import Path
 
 EXIT_USER_ERROR = 2  # argparse's own code for bad usage
 EXIT_STOPPED = 3  # a training run stopped by SIGTERM, resumable
+START_TIME_HELP = "ODE start time: 0 from noise, 1 the phoneme prior alone (default: SynthesisOptions')"
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -154,7 +155,7 @@ def _speak(args: argparse.Namespace) -> None:
 
     given = {
         name: getattr(args, name)
-        for name in ("steps", "guidance_strength", "sway", "speed", "duration", "seed")
+        for name in ("steps", "guidance_strength", "sway", "speed", "duration", "seed", "start_time")
     }
     options = SynthesisOptions(**{name: value for name, value in given.items() if value is not None})
     split_sentences(args.text)  # empty text, or text with no letter or digit: nothing to speak
@@ -466,7 +467,12 @@ def _eval_tts(args: argparse.Namespace) -> None:
     )
     from unispeech.synthesis import SynthesisOptions
 
-    given = {"steps": args.steps, "guidance_strength": args.guidance_strength, "seed": args.seed}
+    given = {
+        "steps": args.steps,
+        "guidance_strength": args.guidance_strength,
+        "seed": args.seed,
+        "start_time": args.start_time,
+    }
     options = SynthesisOptions(**{name: value for name, value in given.items() if value is not None})
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"limit must be at least 1 pair, got {args.limit}")
@@ -478,7 +484,12 @@ def _eval_tts(args: argparse.Namespace) -> None:
     judge = load_transcriber("whisper-base", whisper_weights=args.judge)
     synthesizer = UnispeechSynthesizer(_load(args), options, name=args.model)
     result = score_tts(pairs, synthesizer, judge, encoder, skipped, args.out / AUDIO_FOLDER)
-    settings = {"steps": options.steps, "guidance_strength": options.guidance_strength, "seed": options.seed}
+    settings = {
+        "steps": options.steps,
+        "guidance_strength": options.guidance_strength,
+        "seed": options.seed,
+        "start_time": options.start_time,
+    }
     report = tts_report(result, list(map(str, args.manifest)), settings, command=_eval_command_line(args))
     files = write_report(report, args.out)
     overall = result.overall()
@@ -634,6 +645,7 @@ def _add_eval_commands(commands) -> None:
     tts.add_argument("--steps", type=int, help="ODE steps, the NFE (default 32)")
     tts.add_argument("--guidance-strength", "--guidance", type=float, help="guidance strength (default 2)")
     tts.add_argument("--seed", type=int, help="noise seed (default 0)")
+    tts.add_argument("--start-time", type=float, help=START_TIME_HELP)
     tts.add_argument("--judge", default="smol", help="the judge's whisper-base weights: a model name or file")
     tts.set_defaults(run=_eval_tts)
 
@@ -727,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     speak.add_argument("--speed", type=float, help="speaking rate, 1 = the prompt's (default 1)")
     speak.add_argument("--duration", type=float, help="seconds of speech to generate (default: estimated)")
     speak.add_argument("--seed", type=int, help="noise seed (default 0)")
+    speak.add_argument("--start-time", type=float, help=START_TIME_HELP)
     model_flags(speak)
     speak.set_defaults(run=_speak)
 

@@ -288,14 +288,16 @@ class FlowMatching(nn.Module):
         steps: int,
         schedule: SwaySchedule = SwaySchedule(),
         guidance_strength: float = 2.0,
+        start_time: float = 0.0,
     ) -> torch.Tensor:
-        """Integrate dx/dt = v(x, t) from `noise` at t=0 to t=1 with Euler steps.
+        """Integrate dx/dt = v(x, t) from `noise` (the state at `start_time`, 0 by default: pure
+        noise) to t=1 with Euler steps, the schedule's steps squeezed into [start_time, 1].
 
         `velocity_fn(x, t)` returns the conditional velocity and, when `guidance_strength` is not
         zero, the unconditional one (computed in the same batched forward); they are combined as
         `v_cond + strength·(v_cond − v_uncond)`.
         """
-        times = schedule.timesteps(steps).tolist()
+        times = (start_time + (1 - start_time) * schedule.timesteps(steps)).tolist()
         x = noise
         for t, t_next in itertools.pairwise(times):
             conditional, unconditional = velocity_fn(x, t)
