@@ -206,9 +206,9 @@ class DemoSurface:
             assert timing.startswith("0.60 s of audio transcribed")
         elif api_name == "/speak":
             *_, timing = self.client.predict(
-                "hi", self._upload(good), PROMPT_TEXT, 1, 0.0, 1.0, 0, api_name=api_name
+                "hi", self._upload(good), PROMPT_TEXT, 1, 0.0, 1.0, 0, 0.0, api_name=api_name
             )
-            assert "1 steps" in timing
+            assert "1 ODE steps" in timing
         else:
             _, timing = self.client.predict("a b\na c", None, api_name=api_name)
             assert timing.startswith("2 hypotheses corrected")
@@ -218,7 +218,7 @@ class DemoSurface:
 
     def speak(self, text, prompt, max_text_characters=None):
         assert max_text_characters in (None, TEXT_CAP), "the demo's cap is its settings'"
-        path, _, _ = self._predict("/speak", text, self._upload(prompt), PROMPT_TEXT, 1, 0.0, 1.0, 0)
+        path, _, _ = self._predict("/speak", text, self._upload(prompt), PROMPT_TEXT, 1, 0.0, 1.0, 0, 1.0)
         return soundfile.read(path, dtype="float32")[0]
 
     def correct(self, nbest):

@@ -89,14 +89,14 @@ def test_speak_tab_returns_speech_and_its_mel_spectrogram(speech, client, clips)
     from PIL import Image
 
     audio_path, picture_path, timing = client.predict(
-        "hi", handle_file(clips["prompt"]), "the prompt says this", 2, 2.0, 1.0, 0, api_name="/speak"
+        "hi", handle_file(clips["prompt"]), "the prompt says this", 2, 2.0, 1.0, 0, 0.5, api_name="/speak"
     )
     audio, rate = soundfile.read(audio_path, dtype="int16")
     assert rate == speech.sample_rate and audio.ndim == 1 and len(audio) > 0
     with Image.open(picture_path) as picture:
         assert picture.mode == "RGB"
         assert picture.size == (len(audio) // 256, 80 * MEL_ROW_HEIGHT)  # (frames, bins · rows) at hop 256
-    assert "2 steps" in timing
+    assert "2 ODE steps" in timing
 
 
 @pytest.mark.parametrize("with_audio", [False, True])
@@ -118,13 +118,13 @@ def test_correct_tab_takes_one_hypothesis_per_line(speech, client, clips, with_a
         ("/transcribe", ["corrupt", 1], "cannot read audio file corrupt.wav"),
         ("/transcribe", ["long", 1], "lasts 6.0 s, more than the 5 s allowed"),
         ("/transcribe", [None, 1], "no recording"),
-        ("/speak", ["", "prompt", "", 2, 2.0, 1.0, 0], "text is empty"),
-        ("/speak", ["x" * 201, "prompt", "", 2, 2.0, 1.0, 0], "201 characters, more than the 200"),
-        ("/speak", ["hi", "silent", "", 2, 2.0, 1.0, 0], "voice prompt is silent"),
-        ("/speak", ["🎉🎉", "prompt", "a b", 2, 2.0, 1.0, 0], "has no letter or digit"),
-        ("/speak", ["hi", "short", "", 2, 2.0, 1.0, 0], "could not be transcribed"),
-        ("/speak", ["hi", "short", "a b", 2, 2.0, 1.0, 0], "too short for a mel frame"),
-        ("/speak", ["hi", "prompt", "", 0, 2.0, 1.0, 0], "less than minimum value 1"),  # a slider's bound
+        ("/speak", ["", "prompt", "", 2, 2.0, 1.0, 0, 1.0], "text is empty"),
+        ("/speak", ["x" * 201, "prompt", "", 2, 2.0, 1.0, 0, 1.0], "201 characters, more than the 200"),
+        ("/speak", ["hi", "silent", "", 2, 2.0, 1.0, 0, 1.0], "voice prompt is silent"),
+        ("/speak", ["🎉🎉", "prompt", "a b", 2, 2.0, 1.0, 0, 1.0], "has no letter or digit"),
+        ("/speak", ["hi", "short", "", 2, 2.0, 1.0, 0, 1.0], "could not be transcribed"),
+        ("/speak", ["hi", "short", "a b", 2, 2.0, 1.0, 0, 1.0], "too short for a mel frame"),
+        ("/speak", ["hi", "prompt", "", 0, 2.0, 1.0, 0, 1.0], "less than minimum value 1"),
         ("/correct", ["  \n ", None], "N-best list is empty"),
         ("/correct", ["\n".join("abcdefghijklmnopqrstu"), None], "21 hypotheses given, at most 20"),
     ],
@@ -138,7 +138,7 @@ def test_bad_requests_come_back_as_messages(client, clips, api_name, inputs, mes
 
 def test_messages_reach_a_client_as_written(client, clips):
     with pytest.raises(AppError) as caught:
-        client.predict("🎉 '!'", handle_file(clips["prompt"]), "a b", 2, 2.0, 1.0, 0, api_name="/speak")
+        client.predict("🎉 '!'", handle_file(clips["prompt"]), "a b", 2, 2.0, 1.0, 0, 1.0, api_name="/speak")
     assert caught.value.message == (
         "text \"🎉 '!'\" has no letter or digit (only symbols such as emoji, punctuation or control "
         "characters): nothing to speak"

@@ -215,6 +215,7 @@ class DemoHandlers:
         guidance_strength: float,
         speed: float,
         seed: float,
+        start_time: float,
     ) -> tuple[tuple[int, np.ndarray], np.ndarray, str]:
         text = check_text(text, self.settings)
         rate = MelSettings().sample_rate
@@ -223,7 +224,11 @@ class DemoHandlers:
         if prompt_text is not None:
             check_text(prompt_text, self.settings, "prompt transcript")
         options = SynthesisOptions(
-            steps=int(steps), guidance_strength=float(guidance_strength), speed=float(speed), seed=int(seed)
+            steps=int(steps),
+            guidance_strength=float(guidance_strength),
+            speed=float(speed),
+            seed=int(seed),
+            start_time=float(start_time),
         )
         start = time.perf_counter()
         with self.lock:
@@ -232,7 +237,7 @@ class DemoHandlers:
         seconds = len(audio) / self.speech.sample_rate
         timing = (
             f"{seconds:.2f} s of speech made in {elapsed:.2f} s ({elapsed / seconds:.2f}× real time, "
-            f"{options.steps} steps)"
+            + (f"{options.steps} ODE steps)" if options.start_time < 1 else "the phoneme prior, no ODE step)")
         )
         return (self.speech.sample_rate, _to_int16(audio)), mel_picture(audio), timing
 
@@ -299,6 +304,13 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
                 )
                 speed = gr.Slider(0.5, 2, value=defaults.speed, step=0.05, label="Speed")
                 seed = gr.Number(value=defaults.seed, precision=0, minimum=0, label="Seed")
+                start_time = gr.Slider(
+                    0,
+                    1,
+                    value=defaults.start_time,
+                    step=0.05,
+                    label="Start time (1: the phoneme prior, no steps)",
+                )
             speak_button = gr.Button("Speak", variant="primary", elem_id="speak-button")
             audio_out = gr.Audio(type="numpy", format="wav", label="Speech", interactive=False)
             mel_out = gr.Image(type="numpy", format="png", label="Mel spectrogram", interactive=False)
@@ -325,7 +337,7 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
         )
         speak_button.click(
             _shown(handlers.speak),
-            [speak_text, prompt_in, prompt_text, steps, guidance, speed, seed],
+            [speak_text, prompt_in, prompt_text, steps, guidance, speed, seed, start_time],
             [audio_out, mel_out, speak_timing],
             api_name="speak",
             **shared,
