@@ -6,8 +6,8 @@ there: a clear error of one line that names the problem. The API and the pipelin
 `ValueError`, `OSError` or `RuntimeError`, never a bare `TypeError` from inside); the CLI exits 2 with
 it on stderr and no traceback; the demo, served on 127.0.0.1 and driven through `gradio_client`,
 answers with it and then serves the next good request of the same tab. Test ids read
-`<input>-<surface>`, so the matrix shows in `pytest -v`; a case that cannot reach a surface (the CLI
-has no text cap, the demo's N-best box takes text) is left out of that surface's column.
+`<input>-<surface>`, so the matrix shows in `pytest -v`; a case that cannot reach a surface (the demo's
+N-best box takes text) is left out of that surface's column.
 
 Stereo recordings and odd sample rates are not bad input: they must work on every surface.
 Transcripts of non-speech (issue 21, item 7) wait on the ASR adapter's training.
@@ -149,10 +149,11 @@ class CliSurface:
         return self.run(["transcribe", str(path), *self.model_flags()]).rstrip("\n")
 
     def speak(self, text, prompt, max_text_characters=None):
-        assert max_text_characters is None, "unispeech speak has no text cap"
         output = self.folder / "speech.wav"
         output.unlink(missing_ok=True)
         fast = [f"--{name.replace('_', '-')}={value}" for name, value in FAST_SYNTHESIS.items()]
+        if max_text_characters is not None:
+            fast.append(f"--max-text-characters={max_text_characters}")
         request = ["speak", text, "--prompt", str(prompt), "--prompt-text", PROMPT_TEXT, "-o", str(output)]
         try:
             self.run([*request, *fast, *self.model_flags()])
@@ -390,7 +391,7 @@ BAD_TEXT = {  # name: (text, the message's pattern, the surfaces it applies to)
         "This is far too long to say.",
         rf"^the text has 28 characters, more than "
         rf"(max_text_characters={TEXT_CAP}: split it|the {TEXT_CAP} allowed)",
-        ("api", "pipeline", "demo"),  # `unispeech speak` has no cap
+        SURFACES,
     ),
 }
 

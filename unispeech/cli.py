@@ -155,7 +155,16 @@ def _speak(args: argparse.Namespace) -> None:
 
     given = {
         name: getattr(args, name)
-        for name in ("steps", "guidance_strength", "sway", "speed", "duration", "seed", "start_time")
+        for name in (
+            "steps",
+            "guidance_strength",
+            "sway",
+            "speed",
+            "duration",
+            "seed",
+            "start_time",
+            "max_text_characters",
+        )
     }
     options = SynthesisOptions(**{name: value for name, value in given.items() if value is not None})
     split_sentences(args.text)  # empty text, or text with no letter or digit: nothing to speak
@@ -740,6 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
     speak.add_argument("--duration", type=float, help="seconds of speech to generate (default: estimated)")
     speak.add_argument("--seed", type=int, help="noise seed (default 0)")
     speak.add_argument("--start-time", type=float, help=START_TIME_HELP)
+    speak.add_argument("--max-text-characters", type=int, help="refuse longer text (default: any length)")
     model_flags(speak)
     speak.set_defaults(run=_speak)
 

@@ -79,8 +79,9 @@ class UnispeechLMConfig(PretrainedConfig):
     embeddings of its frames' phoneme units (`phoneme_table_size` ids, `phonemes.py`); per
     sample, the prompt is dropped with `audio_drop_prob` and prompt, text and phonemes together
     with `text_drop_prob`, for classifier-free guidance. `time_embedding_frequencies` is the size
-    of the sinusoidal time features. The duration predictor (log frames per unit) has
-    `duration_layers` convolutions of `duration_kernel_size` over `duration_channels`.
+    of the sinusoidal time features. The duration predictor (log frames per unit) and the phoneme
+    prior (each generated frame's mel from its unit) are variance predictors of `duration_layers`
+    convolutions of `duration_kernel_size` over `duration_channels`.
     """
 
     model_type = "unispeech_lm"

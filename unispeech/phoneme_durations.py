@@ -7,8 +7,9 @@ labels, so dev clips may take part: no text or speech of theirs reaches the TTS 
 and each clip's MAS path becomes its durations. The result is a JSON-lines file beside the
 aligner's weights, one `AlignedClip` a line — the audio path (relative to the file, as manifests
 store it), the phoneme string and the frames of each of its ids, `<sil>` first and last — which
-TTS sources name as `durations:`. The report gives the duration statistics per phone class, and a
-plot shows one clip's alignment over its mel.
+TTS sources name as `durations:`. `duration_statistics` summarises them per unit class (`data
+align` writes them to `statistics.json`); `eval/alignment.py` checks word ends against whisper's
+and plots one clip's alignment over its mel.
 
 Shapes: `B` clips, `N` phonemes, `F` vocoder mel frames, `M` mel bins.
 """
