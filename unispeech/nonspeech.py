@@ -27,6 +27,7 @@ SECONDS_RANGE = (0.5, 12.0)  # drawn per clip, log-uniform
 LEVEL_RANGE_DB = (-40.0, -3.0)  # peak level below full scale, uniform
 TONE_RANGE_HZ = (60.0, 4000.0)
 CORPUS_SPEAKER = "nonspeech"
+SEEDS_PER_CORPUS = 1_000_003  # clip seeds of corpus seed s: s·this + index, so corpora never share a clip
 
 
 def _white(rng: np.random.Generator, n: int, rate: int) -> np.ndarray:
@@ -136,7 +137,7 @@ def write_nonspeech_corpus(folder: str | Path, count: int, seed: int = 0, show_p
         kind = list(KINDS)[index % len(KINDS)]
         path = folder / f"{kind}-{index:05d}.flac"
         if not path.is_file():
-            soundfile.write(path, nonspeech_clip(kind, seed * 1_000_003 + index), WHISPER_SAMPLE_RATE)
+            soundfile.write(path, nonspeech_clip(kind, seed * SEEDS_PER_CORPUS + index), WHISPER_SAMPLE_RATE)
         seconds = soundfile.info(path).duration
         utterances.append(Utterance(relative_audio(path, manifest), "", speaker=CORPUS_SPEAKER, dur=seconds))
     write_manifest(manifest, utterances)
