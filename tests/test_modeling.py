@@ -145,17 +145,7 @@ def test_dropping_the_text_hides_it_from_the_span(tiny_sdpa):
     batch = processor(
         [tts_sample(clip, "one text", config, 22050), tts_sample(clip, "two word", config, 22050)]
     )
-    example = _same_draw(model, batch)
-
-    def span_states(drop_text: bool) -> torch.Tensor:
-        example.drop_text[:] = example.drop_audio[:] = drop_text
-        hidden = model(**batch, flow_example=example).last_hidden_state
-        return torch.stack([hidden[row][batch["mel_mask"][row]] for row in range(2)])
-
-    hidden = span_states(drop_text=True)
-    torch.testing.assert_close(hidden[0], hidden[1], atol=1e-5, rtol=1e-5)
-    hidden = span_states(drop_text=False)
-    assert (hidden[0] - hidden[1]).abs().max() > 1e-3
+    _assert_hidden_only_when_dropped(model, batch, ("drop_text", "drop_audio"))
 
 
 @torch.no_grad()
@@ -167,16 +157,22 @@ def test_dropping_the_audio_hides_the_prompt_from_the_span():
     config = model.config
     clips = [noise_clip(0.3, 22050, 6), 0.01 * noise_clip(0.3, 22050, 7)]  # loud and quiet: other mels
     batch = processor([tts_sample(clip, "same text", config, 22050) for clip in clips])
+    _assert_hidden_only_when_dropped(model, batch, ("drop_audio",))
+
+
+def _assert_hidden_only_when_dropped(model, batch, flags: tuple[str, ...]) -> None:
+    """The two rows' span states are equal with `flags` of the draw set, and differ without."""
     example = _same_draw(model, batch)
 
-    def span_states(drop_audio: bool) -> torch.Tensor:
-        example.drop_audio[:] = drop_audio
+    def span_states(dropped: bool) -> torch.Tensor:
+        for flag in flags:
+            getattr(example, flag)[:] = dropped
         hidden = model(**batch, flow_example=example).last_hidden_state
         return torch.stack([hidden[row][batch["mel_mask"][row]] for row in range(2)])
 
-    hidden = span_states(drop_audio=True)
+    hidden = span_states(dropped=True)
     torch.testing.assert_close(hidden[0], hidden[1], atol=1e-5, rtol=1e-5)
-    hidden = span_states(drop_audio=False)
+    hidden = span_states(dropped=False)
     assert (hidden[0] - hidden[1]).abs().max() > 1e-3
 
 
