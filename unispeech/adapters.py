@@ -5,15 +5,16 @@ A task adapter is a peft LoRA adapter on `model.backbone` (through transformers'
 submodules of `UnispeechLMModel` the task trains fully (its *task modules*: any of `projector`,
 `markers`, `flow`, and ASR's optional CTC head `ctc`, which the base model lacks: an adapter
 carries it when the model had one, and loading rebuilds it from its saved tensors, which carry its
-size; an adapter without one leaves the model without). This module owns the adapter folder
-(`adapters/<model>/<task>/`: peft's `adapter_config.json` + `adapter_model.safetensors`,
-`task_modules.safetensors` with the modules' state dicts prefixed by module name, and
-`unispeech_adapter.json` with the task, its modules and a fingerprint of the base it was trained
-on), checks that fingerprint when loading, and switches tasks: `set_task` activates one task's
-LoRA and puts its task-module weights in place, `None` gives the bare base model back. Which tasks
-are loaded, their task-module weights and the base task-module weights live in a small registry on
-the model instance (`model._unispeech_adapters`); the active task's modules are the live ones, so
-weights trained in place survive a switch.
+size; an adapter without one leaves the model without). This module owns what an adapter folder
+holds (where the shipped ones live, `<adapters>/<model>/<task>/`, is `weights.adapter_dir`'s):
+peft's `adapter_config.json` + `adapter_model.safetensors`, `task_modules.safetensors` with the
+modules' state dicts prefixed by module name, and `unispeech_adapter.json` with the task, its
+modules and a fingerprint of the base it was trained on. It checks that fingerprint when loading,
+and switches tasks: `set_task` activates one task's LoRA and puts its task-module weights in
+place, `None` gives the bare base model back. Which tasks are loaded, their task-module weights
+and the base task-module weights live in a small registry on the model instance, which
+`has_task_adapters`, `loaded_tasks` and `active_task` query; the active task's modules are the
+live ones, so weights trained in place survive a switch.
 
 An adapter loaded *as* a registry task (`task="asr"`, as `unispeech.load` and the pipelines do)
 must hold that task: a folder recorded as another registry task is refused
@@ -21,8 +22,8 @@ must hold that task: a folder recorded as another registry task is refused
 taken when it holds the task's modules; under a free name (`task="asr_first"`) any folder loads.
 
     model = unispeech.pretrained.load("smol").model               # the base
-    load_task_adapter(model, adapter_dir("smol", "asr"))          # now active: "asr"
-    load_task_adapter(model, adapter_dir("smol", "tts"))          # now active: "tts"
+    load_task_adapter(model, weights.adapter_dir("smol", "asr"))  # now active: "asr"
+    load_task_adapter(model, weights.adapter_dir("smol", "tts"))  # now active: "tts"
     set_task(model, "asr"); set_task(model, None)                 # switch; bare base
 """
 
@@ -83,9 +84,6 @@ BUILT_FROM_WEIGHTS: dict[str, Callable[[Mapping[str, torch.Tensor]], nn.Module]]
 SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TASK_NAME = re.compile(r"[A-Za-z0-9_-]+")  # peft adapter names become module keys: no dots
 
-ADAPTERS_ENVIRONMENT_VARIABLE = "UNISPEECH_ADAPTERS"
-REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
-
 StateDict = dict[str, torch.Tensor]
 
 
@@ -114,32 +112,6 @@ class _Registry:
 
 
 REGISTRY_ATTRIBUTE = "_unispeech_adapters"
-
-
-# ---------------------------------------------------------------------------------------------- paths
-
-
-def default_adapter_root() -> Path:
-    """Where shipped adapters are looked up: `$UNISPEECH_ADAPTERS` if set, else the repository's
-    `adapters/` folder when running from a checkout, else `<unispeech cache>/adapters`."""
-    if os.environ.get(ADAPTERS_ENVIRONMENT_VARIABLE):
-        return Path(os.environ[ADAPTERS_ENVIRONMENT_VARIABLE]).expanduser()
-    if (REPOSITORY_ROOT / "pyproject.toml").is_file() and (REPOSITORY_ROOT / "adapters").is_dir():
-        return REPOSITORY_ROOT / "adapters"
-    from unispeech.weights import cache_root
-
-    return cache_root() / "adapters"
-
-
-def adapter_dir(model_name: str, task: str, root: str | Path | None = None) -> Path:
-    """The folder of `task`'s adapter for base `model_name`: `<root>/<model_name>/<task>/`.
-
-    `root` defaults to `default_adapter_root()`; point elsewhere with `root=` or by setting
-    `$UNISPEECH_ADAPTERS`."""
-    for what, name in (("model name", model_name), ("task", task)):
-        if not TASK_NAME.fullmatch(name):
-            raise ValueError(f"{what} {name!r} is not a folder name (letters, digits, '_' and '-' only)")
-    return Path(root if root is not None else default_adapter_root()) / model_name / task
 
 
 # ------------------------------------------------------------------------------------------ LoRA set-up
@@ -421,6 +393,12 @@ def active_task(model: UnispeechLMModel) -> str | None:
     """The active task, or `None` for the bare base model."""
     registry = _registry(model)
     return registry.active if registry is not None else None
+
+
+def has_task_adapters(model: UnispeechLMModel) -> bool:
+    """Whether a task adapter was ever added to or loaded into `model`: its backbone's layers are
+    then peft's and its task modules may be a task's, so it is no longer a plain base model."""
+    return _registry(model) is not None
 
 
 def loaded_tasks(model: UnispeechLMModel) -> list[str]:

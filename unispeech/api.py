@@ -1,7 +1,7 @@
 """The Python API: load a model once, then transcribe, speak and correct with it.
 
 `load("smol")` assembles the base model (`pretrained.py`) and loads the task adapters shipped for
-it (`adapters/smol/<task>/`, see `adapters.py`). A `Unispeech` object serves all three tasks: each
+it (`adapters/smol/<task>/`, see `weights.adapter_dir`). A `Unispeech` object serves all three tasks: each
 call switches to its task's adapter when one is loaded, and runs the bare base model otherwise
 (which has not learned that task: its output is then not meaningful). Run-time options are frozen
 dataclasses (`TranscriptionOptions`, `SynthesisOptions`, `CorrectionOptions`); change one with
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unispeech.adapters import adapter_dir, check_adapter_task, load_task_adapter, loaded_tasks, set_task
+from unispeech.adapters import check_adapter_task, load_task_adapter, loaded_tasks, set_task
 from unispeech.audio import AudioSource
 from unispeech.correction import CorrectionOptions, correct
 from unispeech.modeling import UnispeechLMModel
@@ -26,7 +26,7 @@ from unispeech.sequences import TASKS
 from unispeech.synthesis import SynthesisOptions, speak, split_sentences
 from unispeech.transcription import Transcription, TranscriptionOptions, transcribe
 from unispeech.vocoder import Vocoder
-from unispeech.weights import MODELS
+from unispeech.weights import MODELS, adapter_dir
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +141,9 @@ def load(
     attn_implementation: str = "sdpa",
 ) -> Unispeech:
     """A model by name (from the weight cache) or from a saved folder, with its task adapters:
-    `"shipped"` loads those in `adapters/<name>/` that exist, a path loads every task folder under
-    it (`<path>/asr/` must hold an ASR adapter, and so on), `None` none."""
+    `"shipped"` loads those shipped for a named model that exist (`weights.adapter_dir`), a path
+    loads every task folder under it (`<path>/asr/` must hold an ASR adapter, and so on), `None`
+    none."""
     if adapters not in (None, "shipped"):
         tasks = [task for task in TASKS if (Path(adapters) / task).is_dir()]
         if not tasks:

@@ -22,6 +22,7 @@ from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, Cache, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from unispeech.adapters import has_task_adapters
 from unispeech.configuration import UnispeechLMConfig
 from unispeech.ctc import CtcHead
 from unispeech.encoder import SpeechEncoder
@@ -92,7 +93,7 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """The base model only: with task adapters attached, the backbone's layers are wrapped and the
         active task's modules are live, so save adapters with `adapters.save_task_adapter` instead."""
-        if getattr(self, "_unispeech_adapters", None) is not None:
+        if has_task_adapters(self):
             raise ValueError(
                 "this model carries task adapters: save them with unispeech.adapters.save_task_adapter, "
                 "and the base model from a copy loaded without adapters"

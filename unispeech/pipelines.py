@@ -28,7 +28,6 @@ import numpy as np
 from transformers import AutoModel, AutoTokenizer, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from unispeech.adapters import adapter_dir
 from unispeech.api import Unispeech
 from unispeech.audio import WHISPER_SAMPLE_RATE, load_audio
 from unispeech.correction import CorrectionOptions
@@ -37,7 +36,7 @@ from unispeech.pretrained import GRIFFIN_LIM, load_vocoder
 from unispeech.processor import UnispeechLMProcessor
 from unispeech.synthesis import SynthesisOptions
 from unispeech.transcription import TranscriptionOptions
-from unispeech.weights import MODEL_DIR, MODELS, VOCODER_FILE, cache_dir, require
+from unispeech.weights import MODEL_DIR, MODELS, VOCODER_FILE, adapter_dir, cache_dir, require
 
 SPEECH_RECOGNITION = "unispeech-speech-recognition"
 TEXT_TO_AUDIO = "unispeech-text-to-audio"

@@ -27,6 +27,11 @@ record changed, and otherwise checks the cache in 0.1 to 0.3 ms.
 Every write or replacement through the file system changes a file's ctime (which no program can
 set back), so this finds whatever a full re-hash finds except damage beneath the file system (a
 failing disk): `unispeech weights check` always re-hashes every file.
+
+The trained task adapters are not converted from anything, so they live beside the cache rather
+than in it: `adapter_dir(model, task)` is `<adapter root>/<model>/<task>/` (what a folder holds is
+`adapters.py`'s), the root being `$UNISPEECH_ADAPTERS` when set, else the adapters shipped with
+unispeech: `adapters/` in a checkout, which the wheel carries as package data.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +75,16 @@ VERIFIED_NAME = "verified.json"  # stat records of the files whose sha256 last m
 # the file system's clock could leave its times unchanged (git's "racily clean" entries).
 RACY_SECONDS = 2.0
 NANOSECONDS = 10**9  # per second
+
+ADAPTERS_ENVIRONMENT_VARIABLE = "UNISPEECH_ADAPTERS"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The shipped adapters travel with the code rather than being fetched: they are ours, small (30 MB)
+# and must match the code that reads them, and the weight cache is built from PyPI packages alone.
+# So the wheel carries the checkout's adapters/ as package data (pyproject.toml), and a checkout
+# (an editable install included) reads adapters/ itself.
+INSTALLED_ADAPTERS = PACKAGE_DIR / "shipped_adapters"
+CHECKOUT_ADAPTERS = PACKAGE_DIR.parent / "adapters"
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_-]+")  # one folder: no separators, no '..'
 
 
 class WeightsError(RuntimeError):
@@ -137,6 +153,25 @@ def cache_root() -> Path:
 def cache_dir(name: str = "smol", root: Path | None = None) -> Path:
     _sources(name)
     return (root or cache_root()) / name
+
+
+def adapter_root() -> Path:
+    """Where task adapters are looked up: `$UNISPEECH_ADAPTERS` if set, else those shipped with
+    unispeech (the installed package's `shipped_adapters/`, or a checkout's `adapters/`)."""
+    if os.environ.get(ADAPTERS_ENVIRONMENT_VARIABLE):
+        return Path(os.environ[ADAPTERS_ENVIRONMENT_VARIABLE]).expanduser()
+    if not INSTALLED_ADAPTERS.is_dir() and (CHECKOUT_ADAPTERS.parent / "pyproject.toml").is_file():
+        return CHECKOUT_ADAPTERS
+    return INSTALLED_ADAPTERS
+
+
+def adapter_dir(model_name: str, task: str, root: str | Path | None = None) -> Path:
+    """The folder of `task`'s adapter for base `model_name`: `<root>/<model_name>/<task>/`, `root`
+    defaulting to `adapter_root()`."""
+    for what, name in (("model name", model_name), ("task", task)):
+        if not FOLDER_NAME.fullmatch(name):
+            raise ValueError(f"{what} {name!r} is not a folder name (letters, digits, '_' and '-' only)")
+    return Path(root if root is not None else adapter_root()) / model_name / task
 
 
 def sha256_of(path: Path) -> str:
