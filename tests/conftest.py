@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from unispeech.testing import noise as noise_clip
+from unispeech.testing import speech as speech_clip
 
-__all__ = ["noise_clip"]
+__all__ = ["noise_clip", "speech_clip"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import noise_clip
+from tests.conftest import noise_clip, speech_clip
 from unispeech.adapters import AdapterMismatchError, active_task, add_task_adapter, save_task_adapter
 from unispeech.api import Unispeech, load
 from unispeech.decoding import DecodingOptions
@@ -19,7 +19,7 @@ def speech(tiny_dir):
 
 
 def test_one_or_many_recordings(speech):
-    clips = [noise_clip(0.3, 16000, seed=1), noise_clip(0.5, 16000, seed=2)]
+    clips = [speech_clip(0.3, 16000, seed=1), speech_clip(0.5, 16000, seed=2)]
     many = speech.transcribe(clips, FAST, sampling_rate=16000)
     one = speech.transcribe(clips[1], FAST, sampling_rate=16000)
     assert len(many) == 2 and many[1].text == one.text
@@ -59,7 +59,7 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
 
     Unispeech._use = spy
     try:
-        speech.transcribe(noise_clip(0.3, 16000), FAST, sampling_rate=16000)
+        speech.transcribe(speech_clip(0.3, 16000), FAST, sampling_rate=16000)
         speech.correct(["a"])
         speech.speak("x", noise_clip(0.3, 22050), "y", SynthesisOptions(steps=1, duration=0.2), 22050)
     finally:
@@ -210,7 +210,7 @@ def test_the_three_tasks_run_on_cuda(tiny_dir):
     """A model moved to the GPU transcribes, speaks and corrects there, as on the CPU."""
     on_gpu = load(tiny_dir)
     on_gpu.model.to("cuda")
-    clip = noise_clip(0.5, 16000, seed=2)
+    clip = speech_clip(0.5, 16000, seed=2)
     assert isinstance(on_gpu.transcribe(clip, FAST, sampling_rate=16000).text, str)
     audio = on_gpu.speak("hi", noise_clip(0.5, 22050), "ab", SynthesisOptions(steps=1, duration=0.5), 22050)
     assert audio.dtype == np.float32 and np.isfinite(audio).all()

@@ -96,10 +96,10 @@ def _write(path, audio, rate=16000):
 
 
 def test_transcribe_files_as_text_nbest_and_json(capsys, tiny_dir, tmp_path):
-    from tests.conftest import noise_clip
+    from tests.conftest import speech_clip
 
-    soundfile.write(tmp_path / "b.flac", noise_clip(0.3, 16000, 1), 16000)
-    files = [_write(tmp_path / "a.wav", noise_clip(0.4, 16000)), str(tmp_path / "b.flac")]
+    soundfile.write(tmp_path / "b.flac", speech_clip(0.3, 16000, 1), 16000)
+    files = [_write(tmp_path / "a.wav", speech_clip(0.4, 16000)), str(tmp_path / "b.flac")]
     model = ["--model", str(tiny_dir), "--adapters", "none"]
     assert main(["transcribe", *files, *model]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -131,9 +131,9 @@ def test_transcribe_bad_input(capsys, tiny_dir, tmp_path, make, message):
 
 
 def test_transcribe_very_long_audio(capsys, tiny_dir, tmp_path):
-    from tests.conftest import noise_clip
+    from tests.conftest import speech_clip
 
-    path = _write(tmp_path / "long.wav", noise_clip(95.0, 16000))
+    path = _write(tmp_path / "long.wav", speech_clip(95.0, 16000))
     assert main(["transcribe", path, "--json", "--model", str(tiny_dir), "--adapters", "none"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert len(record["chunks"]) == 4 and record["chunks"][-1]["timestamp"][1] == pytest.approx(95.0)
@@ -268,7 +268,7 @@ def test_an_adapter_folder_of_another_task_is_one_line(capsys, tiny_dir, tmp_pat
 
 
 def test_transcribe_with_the_ctc_head_of_the_asr_adapter(capsys, tiny_dir, tmp_path):
-    from tests.conftest import noise_clip
+    from tests.conftest import speech_clip
     from unispeech.adapters import add_task_adapter, save_task_adapter
     from unispeech.ctc import CtcHead
     from unispeech.decoding import NO_CTC_HEAD
@@ -278,7 +278,7 @@ def test_transcribe_with_the_ctc_head_of_the_asr_adapter(capsys, tiny_dir, tmp_p
     add_task_adapter(model, "asr")
     model.ctc = CtcHead(range(3, 259), model.config.text_config.hidden_size)  # every byte token
     save_task_adapter(model, "asr", tmp_path / "adapters" / "asr")
-    audio = _write(tmp_path / "a.wav", noise_clip(0.5, 16000))
+    audio = _write(tmp_path / "a.wav", speech_clip(0.5, 16000))
     args = ["transcribe", audio, "--json", "--model", str(tiny_dir)]
 
     def transcript(*flags: str) -> str:

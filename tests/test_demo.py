@@ -14,7 +14,7 @@ pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.conftest import noise_clip
+from tests.conftest import noise_clip, speech_clip
 from unispeech.api import load
 from unispeech.cli import main
 from unispeech.decoding import DecodingOptions
@@ -56,7 +56,7 @@ def clips(tmp_path_factory):
     """Good and bad uploads, by name."""
     folder = tmp_path_factory.mktemp("uploads")
     files = {
-        "speech": (noise_clip(1.0, 16000, seed=1), 16000),
+        "speech": (speech_clip(1.0, 16000, seed=1), 16000),
         "prompt": (noise_clip(1.0, 22050, seed=2), 22050),
         "silent": (np.zeros(16000, np.float32), 16000),
         "nan": (np.full(16000, np.nan, np.float32), 16000),

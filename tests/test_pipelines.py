@@ -7,7 +7,7 @@ import pytest
 from transformers import pipeline
 
 import unispeech.pipelines  # noqa: F401 - registers the tasks
-from tests.conftest import noise_clip
+from tests.conftest import noise_clip, speech_clip
 from unispeech.audio import AudioError
 from unispeech.correction import LOOP_GUARD_NGRAM_SIZE
 
@@ -18,16 +18,16 @@ def asr(tiny_dir):
 
 
 def test_speech_recognition_output_like_the_stock_pipeline(asr):
-    plain = asr(noise_clip(0.5, 16000), sampling_rate=16000)
+    plain = asr(speech_clip(0.5, 16000), sampling_rate=16000)
     assert set(plain) == {"text"} and isinstance(plain["text"], str)
-    full = asr({"raw": noise_clip(0.5, 8000), "sampling_rate": 8000}, return_timestamps=True, nbest=2)
+    full = asr({"raw": speech_clip(0.5, 8000), "sampling_rate": 8000}, return_timestamps=True, nbest=2)
     assert set(full) == {"text", "chunks", "nbest"}
     assert full["chunks"][0]["timestamp"] == (0.0, 0.5)
     assert len(full["nbest"]) == 2 and {"text", "score"} == set(full["nbest"][0])
 
 
 def test_speech_recognition_batch_equals_one_by_one(asr):
-    clips = [noise_clip(0.4, 16000, seed=i) for i in range(3)]
+    clips = [speech_clip(0.4, 16000, seed=i) for i in range(3)]
     batched = asr(clips, sampling_rate=16000)
     assert batched == [asr(clip, sampling_rate=16000) for clip in clips]
 
@@ -74,7 +74,7 @@ def test_nbest_correction_inputs(tiny_dir):
 
 def test_silence_and_long_audio(asr):
     assert asr(np.zeros(16000, np.float32), sampling_rate=16000) == {"text": ""}
-    long = asr(noise_clip(65.0, 16000), sampling_rate=16000, return_timestamps=True)
+    long = asr(speech_clip(65.0, 16000), sampling_rate=16000, return_timestamps=True)
     assert len(long["chunks"]) == 3 and long["chunks"][-1]["timestamp"][1] == pytest.approx(65.0)
 
 

@@ -1,8 +1,12 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from tests.conftest import noise_clip
+from unispeech import transcription
 from unispeech.decoding import DecodingOptions
+from unispeech.testing import speech
 from unispeech.transcription import TranscriptionOptions, split_windows, transcribe
 
 FAST = TranscriptionOptions(decoding=DecodingOptions(max_new_tokens=6))
@@ -30,9 +34,29 @@ def test_silence_and_tiny_windows_transcribe_to_nothing(tiny_sdpa):
     assert results[0].chunks[0].timestamp == (0.0, 1.0)
 
 
+def test_windows_without_speech_are_not_decoded(tiny_sdpa, monkeypatch):
+    """Noise never reaches the decoder (which would write a sentence for it), while speech beside it
+    in the same batch does; with the check off, the noise is decoded too."""
+    model, processor = tiny_sdpa
+    decoded = []
+    original = transcription.decode_samples
+
+    def spy(model, processor, samples, *args):
+        decoded.extend(len(sample.audio) for sample in samples)
+        return original(model, processor, samples, *args)
+
+    monkeypatch.setattr(transcription, "decode_samples", spy)
+    clips = [noise_clip(1.0, 16000), speech(1.5, 16000)]
+    results = transcribe(model, processor, clips, FAST, 16000)
+    assert results[0].text == "" and results[0].hypotheses == [] and decoded == [24000]
+    decoded.clear()
+    transcribe(model, processor, clips, dataclasses.replace(FAST, speech_presence=None), 16000)
+    assert sorted(decoded) == [16000, 24000]
+
+
 def test_long_audio_is_windowed_and_joined(tiny_sdpa):
     model, processor = tiny_sdpa
-    (result,) = transcribe(model, processor, [noise_clip(65.0, 16000)], FAST, 16000)
+    (result,) = transcribe(model, processor, [speech(65.0, 16000)], FAST, 16000)
     assert len(result.chunks) == 3 and result.chunks[-1].timestamp[1] == pytest.approx(65.0)
     assert result.text == " ".join(chunk.text for chunk in result.chunks if chunk.text)
     assert result.hypotheses == [], "an N-best list belongs to each window of a long recording"
@@ -40,7 +64,7 @@ def test_long_audio_is_windowed_and_joined(tiny_sdpa):
 
 def test_a_batch_equals_each_recording_alone(tiny_sdpa):
     model, processor = tiny_sdpa
-    clips = [noise_clip(s, 16000, seed=i) for i, s in enumerate((0.9, 0.3, 0.6))]
+    clips = [speech(s, 16000, seed=i) for i, s in enumerate((0.9, 0.3, 0.6))]
     options = TranscriptionOptions(
         decoding=DecodingOptions(beam_size=2, n_best=2, max_new_tokens=5), batch_size=2
     )
@@ -56,7 +80,7 @@ def test_the_length_guard_follows_the_duration(tiny_sdpa):
     options = TranscriptionOptions(
         decoding=DecodingOptions(max_new_tokens=448), tokens_per_second=4, min_tokens=2
     )
-    results = transcribe(model, processor, [noise_clip(0.5, 16000), noise_clip(2.0, 16000)], options, 16000)
+    results = transcribe(model, processor, [speech(0.5, 16000), speech(2.0, 16000)], options, 16000)
     lengths = [len(r.hypotheses[0].tokens) for r in results]
     assert lengths[0] <= 2 + 2 and lengths[1] <= 2 + 8
 
@@ -71,7 +95,7 @@ def test_the_language_hint_reaches_the_prompt(tiny_sdpa, monkeypatch):
         return original(self, samples, padding_side)
 
     monkeypatch.setattr(processor.__class__, "__call__", spy)
-    transcribe(model, processor, [noise_clip(0.3, 16000)], TranscriptionOptions(language="de"), 16000)
+    transcribe(model, processor, [speech(0.3, 16000)], TranscriptionOptions(language="de"), 16000)
     assert seen == ["de"]
 
 

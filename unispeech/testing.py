@@ -1,11 +1,13 @@
 """Tiny random models for tests and examples: a byte-level tokenizer, a small `UnispeechLMModel`,
-deterministic noise clips, and TTS samples with stand-in durations.
+deterministic noise and speech clips, and TTS samples with stand-in durations.
 
 Nothing here downloads anything: the tokenizer is built in memory (each UTF-8 byte one token, plus
 `<pad>`, `<s>`, `</s>`), so tests run offline and in seconds, on any text in any script.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -18,6 +20,7 @@ from unispeech.modeling import UnispeechLMModel
 from unispeech.phoneme_durations import even_durations
 from unispeech.phonemes import phoneme_units
 from unispeech.processor import TtsSample, UnispeechLMProcessor
+from unispeech.samples import LJSPEECH_SAMPLE
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2, as the tiny config declares them
 
@@ -47,6 +50,24 @@ def tiny_model(
 def noise(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     """A deterministic clip of quiet noise (standard deviation 0.1), float32 mono."""
     return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * sample_rate))).astype(np.float32)
+
+
+SPEECH_OFFSET_SECONDS = 1.0  # a clip starts within the sample's first second (its speech is continuous)
+
+
+def speech(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """A deterministic clip of real speech, float32 mono: `seconds` of the bundled LJSpeech sample
+    (looped) from a seeded offset, so that different seeds give different clips. What transcription
+    tests feed: it passes the speech presence check, which noise does not."""
+    recording = _sample_speech(sample_rate)  # (samples,)
+    start = int(np.random.default_rng(seed).uniform(0, SPEECH_OFFSET_SECONDS) * sample_rate)
+    length = int(seconds * sample_rate)
+    return np.resize(np.roll(recording, -start), length).astype(np.float32)
+
+
+@functools.cache
+def _sample_speech(sample_rate: int) -> np.ndarray:
+    return load_audio(LJSPEECH_SAMPLE.path, sample_rate)
 
 
 def tts_sample(

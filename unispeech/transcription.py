@@ -3,7 +3,9 @@
 A recording longer than the encoder's 30 s is cut into windows at its quietest moment near each
 window's end (so words are not cut in half), windows of all recordings are decoded together in
 batches of similar length (less padding), and each recording's windows are joined back, with their
-timestamps. Digital silence, and a window under 0.1 s, is not decoded at all: it transcribes to "".
+timestamps. A window that holds no speech — digital silence, a window under 0.1 s, or what the speech
+presence check (`speech_presence.py`) hears as noise, hum, tones — is not decoded at all: it transcribes
+to "".
 Every window gets a token budget proportional to its duration: the length guard that stops a bad
 clip from looping.
 """
@@ -23,6 +25,7 @@ from unispeech.audio import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, AudioSou
 from unispeech.decoding import DecodingOptions, Hypothesis, decode_samples, require_ctc_head
 from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import AsrSample, UnispeechLMProcessor
+from unispeech.speech_presence import SpeechPresence
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +38,8 @@ class TranscriptionOptions:
     """How to transcribe. Windows are at most `window_seconds` (≤ 30); a cut is placed at the
     quietest 20 ms in the last `search_seconds` of a window. A window may produce up to
     `min_tokens + tokens_per_second · seconds` tokens. Windows whose peak is below
-    `silence_peak` are silence."""
+    `silence_peak` are silence; with `speech_presence` (None: off), so are windows in which it
+    hears no speech."""
 
     decoding: DecodingOptions = field(default_factory=DecodingOptions)
     language: str | None = None
@@ -45,6 +49,7 @@ class TranscriptionOptions:
     tokens_per_second: float = 10.0
     min_tokens: int = 8
     silence_peak: float = 1e-4
+    speech_presence: SpeechPresence | None = field(default_factory=SpeechPresence)
 
     def __post_init__(self) -> None:
         longest = WHISPER_CHUNK_SAMPLES / WHISPER_SAMPLE_RATE
@@ -59,6 +64,13 @@ class TranscriptionOptions:
                 "need tokens_per_second > 0 and min_tokens >= 1, "
                 f"got {self.tokens_per_second} and {self.min_tokens}"
             )
+
+    def worth_decoding(self, window: np.ndarray) -> bool:
+        """Whether a window of 16 kHz audio may hold words: long enough, not digital silence, and
+        (with `speech_presence`) heard as speech."""
+        if len(window) < MIN_SPEECH_SECONDS * WHISPER_SAMPLE_RATE or np.abs(window).max() < self.silence_peak:
+            return False
+        return self.speech_presence is None or self.speech_presence.holds_speech(window, WHISPER_SAMPLE_RATE)
 
 
 @dataclass
@@ -123,12 +135,7 @@ def transcribe(
             windows.append((index, start / WHISPER_SAMPLE_RATE, end / WHISPER_SAMPLE_RATE, audio[start:end]))
 
     results: list[list[Hypothesis]] = [[] for _ in windows]
-    shortest = MIN_SPEECH_SECONDS * WHISPER_SAMPLE_RATE
-    speaking = [
-        i
-        for i, (*_, clip) in enumerate(windows)
-        if len(clip) >= shortest and np.abs(clip).max() >= options.silence_peak
-    ]
+    speaking = [i for i, (*_, clip) in enumerate(windows) if options.worth_decoding(clip)]
     speaking.sort(key=lambda i: len(windows[i][3]))  # similar lengths share a batch
     batches = [speaking[i : i + options.batch_size] for i in range(0, len(speaking), options.batch_size)]
     for batch in tqdm(batches, desc="transcribing", unit="batch", disable=not progress):
