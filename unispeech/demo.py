@@ -79,9 +79,12 @@ class DemoSettings:
 # Checks
 
 
-def read_upload(path: str | Path | None, sample_rate: int, settings: DemoSettings, what: str) -> np.ndarray:
+def read_upload(
+    path: str | Path | None, sample_rate: int, settings: DemoSettings, what: str, silence_ok: bool = False
+) -> np.ndarray:
     """An uploaded or recorded file as mono float32 `(T,)` at `sample_rate`, or a ValueError that
-    says what is wrong with it: missing, too big, too long, unreadable, empty, NaN, silent."""
+    says what is wrong with it: missing, too big, too long, unreadable, empty, NaN, or silent (unless
+    `silence_ok`: a silent recording transcribes to nothing, while a silent voice prompt has no voice)."""
     if path is None:
         raise ValueError(f"no {what}: upload a file or record one")
     path = Path(path)
@@ -104,7 +107,7 @@ def read_upload(path: str | Path | None, sample_rate: int, settings: DemoSetting
         raise AudioError(str(error).replace(str(path), path.name)) from None
     if len(audio) > settings.max_audio_seconds * sample_rate:  # a header that lied
         raise ValueError(f"the {what} is longer than the {settings.max_audio_seconds:g} s allowed")
-    if np.abs(audio).max() < SILENCE_PEAK:
+    if not silence_ok and np.abs(audio).max() < SILENCE_PEAK:
         raise AudioError(f"the {what} is silent (peak below {SILENCE_PEAK:g}): there is nothing to hear")
     return audio
 
@@ -188,7 +191,7 @@ class DemoHandlers:
         self.lock = threading.Lock()  # one model, one active adapter: calls take turns
 
     def transcribe(self, path: str | None, nbest: float) -> tuple[str, list[list], str]:
-        audio = read_upload(path, WHISPER_SAMPLE_RATE, self.settings, "recording")
+        audio = read_upload(path, WHISPER_SAMPLE_RATE, self.settings, "recording", silence_ok=True)
         count = int(nbest)
         options = TranscriptionOptions(
             decoding=DecodingOptions(beam_size=count if count > 1 else None, n_best=count)
@@ -204,6 +207,8 @@ class DemoHandlers:
         )
         if len(result.chunks) > 1:
             timing += f"; {len(result.chunks)} windows (an N-best list is kept for one-window clips only)"
+        if not any(chunk.hypotheses for chunk in result.chunks):
+            timing += "; no speech heard"
         return result.text, rows, timing
 
     def speak(
