@@ -11,7 +11,7 @@ from unispeech.cli import EXIT_USER_ERROR, main
 
 ROWS = [
     {"samples": 8000, "text": "the cat sat", "speaker": "a"},
-    {"samples": 12000, "text": "a quick brown fox", "speaker": "a"},
+    {"samples": 12000, "text": "a quick brown fox", "speaker": "a", "lang": "de"},  # spoken as German
     {"samples": 16000, "text": "hello world", "speaker": "b"},  # b's only recording: no prompt
     {"samples": 20000, "text": "nobody"},  # no speaker
 ]
@@ -25,8 +25,8 @@ class FakeSynthesizer:
     def __init__(self, clock: FakeClock):
         self.clock, self.calls = clock, []
 
-    def synthesize(self, text, prompt, prompt_text):
-        self.calls.append((text, len(prompt), prompt_text))
+    def synthesize(self, text, prompt, prompt_text, language):
+        self.calls.append((text, len(prompt), prompt_text, language))
         self.clock.advance(0.5)
         return tone(SAMPLES_PER_CHARACTER * len(text))
 
@@ -98,8 +98,8 @@ def test_round_trip_similarity_floor_ceiling_and_speed_by_hand(clips, tmp_path, 
     result = tts.score_tts(pairs, synthesizer, judge, encoder, skipped, tmp_path / "audio", progress=False)
 
     assert synthesizer.calls == [
-        ("the cat sat", 12000, "a quick brown fox"),
-        ("a quick brown fox", 8000, "the cat sat"),
+        ("the cat sat", 12000, "a quick brown fox", "en"),
+        ("a quick brown fox", 8000, "the cat sat", "de"),  # each target in its manifest language
     ]
     overall = result.overall()
     assert (overall.count.errors, overall.count.units) == (3, 7), "0/3 + 3 deletions/4"
@@ -120,7 +120,7 @@ def test_round_trip_similarity_floor_ceiling_and_speed_by_hand(clips, tmp_path, 
 
 def test_a_failing_synthesis_is_skipped_and_counted(clips):
     class Refuses(FakeSynthesizer):
-        def synthesize(self, text, prompt, prompt_text):
+        def synthesize(self, text, prompt, prompt_text, language):
             if text == "the cat sat":
                 raise ValueError("nothing to speak")
             return np.full(4000, np.nan, np.float32)  # a diverged model

@@ -23,6 +23,7 @@ inject ones whose outputs they control. Shapes: `T` samples, `E` embedding width
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -64,9 +65,9 @@ class Synthesizer(Protocol):
     name: str
     sample_rate: int
 
-    def synthesize(self, text: str, prompt: np.ndarray, prompt_text: str) -> np.ndarray:
-        """`text` in the voice of `prompt` (mono float32 `(T,)` at `sample_rate`, saying
-        `prompt_text`): the generated speech `(T',)` at `sample_rate`."""
+    def synthesize(self, text: str, prompt: np.ndarray, prompt_text: str, language: str) -> np.ndarray:
+        """`text` in `language` (an ISO code, the manifest's), in the voice of `prompt` (mono float32
+        `(T,)` at `sample_rate`, saying `prompt_text`): the generated speech `(T',)` at `sample_rate`."""
         ...
 
 
@@ -86,10 +87,9 @@ class UnispeechSynthesizer:
     def sample_rate(self) -> int:
         return self.speech.sample_rate
 
-    def synthesize(self, text: str, prompt: np.ndarray, prompt_text: str) -> np.ndarray:
-        return self.speech.speak(
-            text, prompt, prompt_text, self.options, prompt_sampling_rate=self.sample_rate
-        )
+    def synthesize(self, text: str, prompt: np.ndarray, prompt_text: str, language: str) -> np.ndarray:
+        options = dataclasses.replace(self.options, language=language)
+        return self.speech.speak(text, prompt, prompt_text, options, prompt_sampling_rate=self.sample_rate)
 
 
 @dataclass
@@ -345,7 +345,7 @@ def score_tts(
             continue
         began = time.perf_counter()
         try:
-            generated = synthesizer.synthesize(target.text, prompt_audio, prompt.text)
+            generated = synthesizer.synthesize(target.text, prompt_audio, prompt.text, target.lang)
             compute_seconds = time.perf_counter() - began
             generated_16k = load_audio(generated, WHISPER_SAMPLE_RATE, rate)
         except ValueError as error:  # AudioError included: a synthesis that is empty or not finite
