@@ -3,8 +3,7 @@ import json
 import pytest
 
 from tests.benchmark_helpers import write_corpus
-from unispeech import cli
-from unispeech.benchmarks import ger
+from unispeech.benchmarks import commands, ger
 from unispeech.cli import EXIT_USER_ERROR, main
 from unispeech.nbest import NbestItem, read_nbest
 
@@ -92,7 +91,7 @@ def test_the_cli_writes_the_report_with_an_injected_model(tmp_path, monkeypatch,
             assert audio is None
             return [_corrector().answers[tuple(hypotheses)] for hypotheses in lists]
 
-    monkeypatch.setattr(cli, "_load", lambda args: FakeSpeech())
+    monkeypatch.setattr(commands, "load_speech", lambda args: FakeSpeech())
     path = _write(tmp_path / "n.jsonl")
     out = tmp_path / "out"
     assert main(["eval", "ger", "--nbest", str(path), "--out", str(out), "--limit", "2"]) == 0
@@ -107,7 +106,7 @@ def test_several_files_are_scored_together_and_by_file(tmp_path, monkeypatch):
         def correct(self, lists, audio, options):
             return [_corrector().answers[tuple(hypotheses)] for hypotheses in lists]
 
-    monkeypatch.setattr(cli, "_load", lambda args: FakeSpeech())
+    monkeypatch.setattr(commands, "load_speech", lambda args: FakeSpeech())
     first, second = _write(tmp_path / "a.jsonl", CASES[:2]), _write(tmp_path / "b.jsonl", CASES[2:])
     out = tmp_path / "out"
     assert main(["eval", "ger", "--nbest", str(first), str(second), "--out", str(out)]) == 0
@@ -131,7 +130,7 @@ def test_several_files_are_scored_together_and_by_file(tmp_path, monkeypatch):
     [(None, "No such file"), ("", "holds no N-best lists"), ("[1, 2]", "item 1 is not")],
 )
 def test_bad_nbest_files_are_one_line_errors(tmp_path, monkeypatch, capsys, content, message):
-    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("the model must not load"))
+    monkeypatch.setattr(commands, "load_speech", lambda args: pytest.fail("the model must not load"))
     path = tmp_path / "n.jsonl"
     if content is not None:
         path.write_text(content)
@@ -181,7 +180,7 @@ def test_the_cli_can_score_the_baseline_or_the_ungated_corrector(tmp_path, monke
             seen.append(options.gate)
             return [hypotheses[0] for hypotheses in lists]
 
-    monkeypatch.setattr(cli, "_load", lambda args: FakeSpeech())
+    monkeypatch.setattr(commands, "load_speech", lambda args: FakeSpeech())
     monkeypatch.setattr(ger, "language_model_scores", lambda model, processor, texts: [0.0] * len(texts))
     FakeSpeech.model = FakeSpeech.processor = None
     path = _write(tmp_path / "n.jsonl")

@@ -147,6 +147,17 @@ def test_options_are_validated():
         DecodingOptions(speculative=True, ctc_weight=0.3)
 
 
+def test_n_best_hypotheses_mean_a_beam_of_n_unless_a_width_is_given():
+    assert DecodingOptions.for_n_best() == DecodingOptions()  # one: greedy
+    assert DecodingOptions.for_n_best(3) == DecodingOptions(beam_size=3, n_best=3)
+    assert DecodingOptions.for_n_best(2, beam_size=5) == DecodingOptions(beam_size=5, n_best=2)
+    assert DecodingOptions.for_n_best(1, beam_size=4, ctc_weight=0.5) == DecodingOptions(
+        beam_size=4, ctc_weight=0.5
+    )
+    with pytest.raises(ValueError, match="n_best=3 needs a beam of at least as many"):
+        DecodingOptions.for_n_best(3, beam_size=2)
+
+
 def test_rank_score():
     assert rank_score(-6.0, 3, None) == -2.0
     assert rank_score(-6.0, 3, 1.0) == pytest.approx(-6.0 / (8 / 6))

@@ -15,6 +15,7 @@ from unispeech.nbest import (
     NbestOptions,
     error_rates,
     make_nbest_lists,
+    parse_nbest,
     read_nbest,
     whisper_nbest,
 )
@@ -115,6 +116,39 @@ def test_hyporadise_json_files_are_read_as_they_are(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"input": "not a list", "output": "a"}\n')
     with pytest.raises(ValueError, match="item 1 is not"):
         read_nbest(tmp_path / "bad.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("text", "lists"),
+    [
+        ('["a", "b"]', [["a", "b"]]),
+        ('[["a"], ["b", "c"]]', [["a"], ["b", "c"]]),
+        ('{"input": ["a"]}', [["a"]]),
+        ('{"input": ["a"]}\n["b", "c"]\n', [["a"], ["b", "c"]]),
+        ("", []),
+    ],
+)
+def test_lists_to_correct_may_be_bare_or_objects(text, lists):
+    assert [item.input for item in parse_nbest(text, "the input", references=False)] == lists
+
+
+@pytest.mark.parametrize(
+    ("text", "references", "message"),
+    [
+        ("{not json", False, "the input is not JSON or JSON lines"),
+        ("[1, 2]", False, r"the input, item 1 is not an N-best list \(a list of strings or"),
+        (
+            '[["a"], []]',
+            False,
+            r"^the N-best list is empty: give at least one hypothesis \(the input, item 2\)$",
+        ),
+        ('["a", "b"]', True, r"the input, item 1 is not an N-best list \(\{\"input\""),
+        ('{"input": ["a"]}', True, r'the input, item 1 has no "output" \(the reference\)'),
+    ],
+)
+def test_malformed_lists_are_refused_with_the_item(text, references, message):
+    with pytest.raises(ValueError, match=message):
+        parse_nbest(text, "the input", references=references)
 
 
 def test_a_stopped_run_resumes_where_it_stopped(tiny_whisper, tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from transformers import DynamicCache, LogitsProcessorList, NoRepeatNGramLogitsProcessor
@@ -97,6 +98,14 @@ class DecodingOptions:
                 "speculative decoding reproduces plain greedy decoding: it takes no beam_size "
                 f"(got {self.beam_size}) and no ctc_weight (got {self.ctc_weight})"
             )
+
+    @classmethod
+    def for_n_best(cls, n_best: int = 1, beam_size: int | None = None, **fields: Any) -> DecodingOptions:
+        """Options returning the `n_best` best hypotheses: a beam of `beam_size`, or of `n_best`
+        when no width is given and more than one hypothesis is asked for (one is greedy)."""
+        if beam_size is None and n_best > 1:
+            beam_size = n_best
+        return cls(beam_size=beam_size, n_best=n_best, **fields)
 
     @property
     def logits_processors(self) -> LogitsProcessorList:

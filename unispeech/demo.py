@@ -192,10 +192,7 @@ class DemoHandlers:
 
     def transcribe(self, path: str | None, nbest: float) -> tuple[str, list[list], str]:
         audio = read_upload(path, WHISPER_SAMPLE_RATE, self.settings, "recording", silence_ok=True)
-        count = int(nbest)
-        options = TranscriptionOptions(
-            decoding=DecodingOptions(beam_size=count if count > 1 else None, n_best=count)
-        )
+        options = TranscriptionOptions(decoding=DecodingOptions.for_n_best(int(nbest)))
         start = time.perf_counter()
         with self.lock:
             result = self.speech.transcribe(audio, options, sampling_rate=WHISPER_SAMPLE_RATE)
@@ -223,7 +220,7 @@ class DemoHandlers:
         start_time: float,
     ) -> tuple[tuple[int, np.ndarray], np.ndarray, str]:
         text = check_text(text, self.settings)
-        rate = MelSettings().sample_rate
+        rate = self.speech.sample_rate  # the model's mel rate, which its vocoder reads
         prompt_audio = read_upload(prompt, rate, self.settings, "voice prompt")
         prompt_text = (prompt_text or "").strip() or None
         if prompt_text is not None:
@@ -244,7 +241,8 @@ class DemoHandlers:
             f"{seconds:.2f} s of speech made in {elapsed:.2f} s ({elapsed / seconds:.2f}× real time, "
             + (f"{options.steps} ODE steps)" if options.start_time < 1 else "the phoneme prior, no ODE step)")
         )
-        return (self.speech.sample_rate, _to_int16(audio)), mel_picture(audio), timing
+        picture = mel_picture(audio, self.speech.model.config.mel_settings)
+        return (self.speech.sample_rate, _to_int16(audio)), picture, timing
 
     def correct(self, nbest: str | None, path: str | None) -> tuple[str, str]:
         hypotheses = split_hypotheses(nbest, self.settings)
@@ -303,7 +301,7 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
             )
             defaults = SynthesisOptions()
             with gr.Row():
-                steps = gr.Slider(1, 64, value=16, step=1, label="Steps (NFE)")
+                steps = gr.Slider(1, 64, value=defaults.steps, step=1, label="Steps (NFE)")
                 guidance = gr.Slider(
                     0, 5, value=defaults.guidance_strength, step=0.1, label="Guidance strength (CFG)"
                 )

@@ -8,7 +8,8 @@ augmented first (noise at a random SNR, speed perturbation), deterministically p
 Lists are written as JSON lines `{"input": [best, …], "output": reference, "audio": …}`, with
 `"heard": …` naming the perturbed copy of an augmented clip (saved beside the list), so that an
 audio-aware corrector listens to what the recogniser heard; files in HyPoradise's own JSON (a list
-of such objects) are read as they are.
+of such objects) are read as they are. `parse_nbest` is the one reader of N-best JSON: of files
+(with references) and of the lists `unispeech correct` is given (bare lists too).
 
 Shapes: `M` mel bins, `F` 3000 frames (Whisper's 30 s).
 """
@@ -171,36 +172,51 @@ class NbestItem:
 
 
 def read_nbest(path: str | Path) -> list[NbestItem]:
-    """N-best items from JSON lines or from HyPoradise's JSON (a list of objects)."""
-    text = Path(path).read_text(encoding="utf-8").strip()
+    """N-best items with their references from a file: JSON lines or HyPoradise's JSON (a list of
+    objects); an empty file holds none."""
+    return parse_nbest(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def parse_nbest(text: str, where: str, references: bool = True) -> list[NbestItem]:
+    """N-best items from JSON text: `{"input": [...], "output": ...}` objects, alone, in a JSON
+    list or one per line. `where` names the text in errors. With `references`, every item needs its
+    `"output"`; without (lists to correct), the lists may be bare (a list of strings, or a list of
+    such lists, in JSON or one per line) and none may be empty."""
+    text = text.strip()
     if not text:
         return []
     try:
-        records = (
-            json.loads(text)
-            if text.startswith("[")
-            else [json.loads(line) for line in text.splitlines() if line.strip()]
-        )
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is neither JSON lines nor a JSON list: {error}") from None
-    items = []
-    for number, record in enumerate(records, start=1):
-        if (
-            not isinstance(record, dict)
-            or not isinstance(record.get("input"), list)
-            or "output" not in record
-        ):
-            raise ValueError(f"{path}: item {number} is not {{'input': [...], 'output': ...}}")
-        items.append(
-            NbestItem(
-                list(map(str, record["input"])),
-                str(record["output"]),
-                record.get("audio"),
-                record.get("lang"),
-                record.get("heard"),
-            )
-        )
-    return items
+        records = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where} is not JSON or JSON lines: {error}") from None
+    if not isinstance(records, list) or (records and all(isinstance(h, str) for h in records)):
+        records = [records]  # one list or object (or something that is neither: the check says so)
+    return [
+        _nbest_item(record, f"{where}, item {number}", references) for number, record in enumerate(records, 1)
+    ]
+
+
+def _nbest_item(record: object, where: str, references: bool) -> NbestItem:
+    """One N-best item: an object, or (without `references`) a bare list of hypotheses."""
+    fields = record if isinstance(record, dict) else {"input": None if references else record}
+    hypotheses = fields.get("input")
+    if not isinstance(hypotheses, list) or not all(isinstance(h, str) for h in hypotheses):
+        shape = '{"input": [...], "output": ...}' if references else 'a list of strings or {"input": [...]}'
+        raise ValueError(f"{where} is not an N-best list ({shape}), got {record!r:.80}")
+    if references and "output" not in fields:
+        raise ValueError(f'{where} has no "output" (the reference), got {record!r:.80}')
+    if not references and not hypotheses:
+        raise ValueError(f"the N-best list is empty: give at least one hypothesis ({where})")
+    return NbestItem(
+        hypotheses,
+        str(fields.get("output", "")),
+        fields.get("audio"),
+        fields.get("lang"),
+        fields.get("heard"),
+    )
 
 
 def make_nbest_lists(

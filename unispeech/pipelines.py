@@ -120,10 +120,7 @@ class UnispeechSpeechRecognitionPipeline(_UnispeechPipeline):
         preprocess = {} if sampling_rate is None else {"sampling_rate": sampling_rate}
         forward = {}
         if nbest is not None or beam_size is not None or language is not None:
-            beams = (
-                beam_size if beam_size is not None else (nbest if nbest is not None and nbest > 1 else None)
-            )
-            decoding = _options(DecodingOptions(), beam_size=beams, n_best=nbest)
+            decoding = DecodingOptions.for_n_best(nbest if nbest is not None else 1, beam_size)
             forward["options"] = _options(TranscriptionOptions(decoding=decoding), language=language)
         postprocess = {} if return_timestamps is None else {"return_timestamps": return_timestamps}
         if nbest is not None:
