@@ -4,11 +4,11 @@ from unispeech.markers import NO_MARKER, Marker
 from unispeech.sequences import (
     IGNORE_INDEX,
     TASKS,
+    Layout,
     PositionKind,
     TokenIds,
-    build_asr,
-    build_ger,
-    build_tts,
+    build_synthesis,
+    build_transcript,
     ger_prompt,
     get_task,
 )
@@ -19,7 +19,7 @@ IDS = TokenIds(bos=1, eos=2, pad=0)
 
 
 def test_asr_layout_and_labels():
-    sequence = build_asr(IDS, speech_tokens=3, transcript=[7, 8], bidirectional_speech=False)
+    sequence = build_transcript(IDS, Layout(speech_tokens=3, target=[7, 8]), bidirectional_speech=False)
     assert sequence.kinds == [
         K.TEXT,
         K.MARKER,
@@ -44,12 +44,14 @@ def test_asr_layout_and_labels():
 
 
 def test_asr_for_decoding_stops_after_the_speech():
-    sequence = build_asr(IDS, speech_tokens=2, transcript=None, bidirectional_speech=False)
+    sequence = build_transcript(IDS, Layout(speech_tokens=2), bidirectional_speech=False)
     assert sequence.marker_ids[-1] == Marker.ASR_END and set(sequence.labels) == {IGNORE_INDEX}
 
 
 def test_tts_layout_spans_and_conditions():
-    sequence = build_tts(IDS, prompt_patches=2, mel_patches=4, text=[5, 6, 7], bidirectional_speech=True)
+    sequence = build_synthesis(
+        IDS, Layout(text=[5, 6, 7], prompt_patches=2, mel_patches=4), bidirectional_speech=True
+    )
     assert sequence.kinds[:4] == [PositionKind.TEXT] * 4
     assert sequence.kinds[4:6] == [PositionKind.PROMPT] * 2
     assert sequence.marker_ids[6:8] == [Marker.TTS_START, Marker.TIME]
@@ -63,7 +65,7 @@ def test_tts_layout_spans_and_conditions():
 
 def test_tts_without_bos_or_prompt():
     ids = TokenIds(bos=None, eos=2, pad=0)
-    sequence = build_tts(ids, 0, mel_patches=1, text=[5], bidirectional_speech=True)
+    sequence = build_synthesis(ids, Layout(text=[5], mel_patches=1), bidirectional_speech=True)
     assert sequence.token_ids[0] == 5 and PositionKind.PROMPT not in sequence.kinds
     assert sequence.prompt_condition == [False, True, False, False]
 
@@ -72,23 +74,25 @@ def test_registry():
     assert TASKS["tts"].bidirectional_speech and not TASKS["asr"].bidirectional_speech
     assert get_task("asr").adapter_name == "asr"
     assert not TASKS["ger"].bidirectional_speech
+    assert [name for name, task in TASKS.items() if task.hears_audio] == ["asr", "ger"]
+    assert all(name == task.name for name, task in TASKS.items())
     with pytest.raises(ValueError, match="unknown task 'vc'; known tasks: asr, tts, ger"):
         get_task("vc")
 
 
 def test_asr_language_prompt_is_not_learned():
-    sequence = build_asr(IDS, speech_tokens=1, transcript=[7], bidirectional_speech=False, prompt=[9, 9])
+    sequence = build_transcript(
+        IDS, Layout(speech_tokens=1, text=[9, 9], target=[7]), bidirectional_speech=False
+    )
     assert sequence.token_ids[-4:] == [9, 9, 7, 2]
     assert sequence.labels[-4:] == [IGNORE_INDEX, IGNORE_INDEX, 7, 2]
 
 
 def test_ger_with_and_without_speech():
-    text_only = build_ger(
-        IDS, speech_tokens=None, correction=[7], bidirectional_speech=False, prompt=[1, 5, 6]
-    )
+    text_only = build_transcript(IDS, Layout(text=[1, 5, 6], target=[7]), bidirectional_speech=False)
     assert text_only.token_ids == [1, 5, 6, 7, 2]
     assert text_only.labels == [IGNORE_INDEX] * 3 + [7, 2]
-    with_speech = build_ger(IDS, speech_tokens=2, correction=None, bidirectional_speech=False, prompt=[5])
+    with_speech = build_transcript(IDS, Layout(speech_tokens=2, text=[5]), bidirectional_speech=False)
     assert with_speech.kinds[:5] == [K.TEXT, K.MARKER, K.SPEECH, K.SPEECH, K.MARKER]
     assert with_speech.token_ids[-1] == 5 and set(with_speech.labels) == {IGNORE_INDEX}
 

@@ -22,7 +22,7 @@ from unispeech.correction import CorrectionOptions, correct
 from unispeech.modeling import UnispeechLMModel
 from unispeech.pretrained import load_parts
 from unispeech.processor import UnispeechLMProcessor
-from unispeech.sequences import TASKS
+from unispeech.sequences import ASR, GER, TASKS, TTS
 from unispeech.synthesis import SynthesisOptions, speak, split_sentences
 from unispeech.transcription import Transcription, TranscriptionOptions, transcribe
 from unispeech.vocoder import Vocoder
@@ -50,7 +50,7 @@ class Unispeech:
 
     def load_adapter(self, path: str | Path, task: str | None = None) -> str:
         """Load a task adapter folder (checked against this base model); returns its task. A
-        registry `task` ("asr", "tts", "ger") refuses a folder that holds another task."""
+        registry `task` (one of `TASKS`) refuses a folder that holds another task."""
         return load_task_adapter(self.model, path, task)
 
     def set_task(self, task: str | None) -> None:
@@ -74,7 +74,7 @@ class Unispeech:
         progress: bool = False,
     ) -> Transcription | list[Transcription]:
         """Transcribe one recording (a path or an array at `sampling_rate`) or a list of them."""
-        self._use("asr")
+        self._use(ASR)
         many = isinstance(audio, (list, tuple))
         results = transcribe(
             self.model, self.processor, audio if many else [audio], options, sampling_rate, progress
@@ -96,7 +96,7 @@ class Unispeech:
             prompt_text = self.transcribe(prompt, sampling_rate=prompt_sampling_rate).text
             if not prompt_text:
                 raise ValueError("the voice prompt could not be transcribed (silent?): pass its transcript")
-        self._use("tts")
+        self._use(TTS)
         return speak(
             self.model, self.processor, self.vocoder, text, prompt, prompt_text, options, prompt_sampling_rate
         )
@@ -111,7 +111,7 @@ class Unispeech:
         """Correct one N-best list (strings, best first) or a list of them; `audio` (one recording,
         or one per list) lets the model listen too."""
         lists, many = _nbest_lists(nbest)
-        self._use("ger")
+        self._use(GER)
         if many and audio is not None and not isinstance(audio, (list, tuple)):
             raise ValueError(f"{len(lists)} N-best lists need a list of as many recordings, not one")
         audios = audio if many and audio is not None else [audio] * len(lists)

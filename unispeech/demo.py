@@ -32,6 +32,7 @@ import soundfile
 from unispeech.api import Unispeech
 from unispeech.audio import WHISPER_SAMPLE_RATE, AudioError, MelSettings, load_audio, vocoder_log_mel
 from unispeech.decoding import DecodingOptions
+from unispeech.sequences import TASKS
 from unispeech.synthesis import SynthesisOptions
 from unispeech.transcription import TranscriptionOptions
 
@@ -258,7 +259,7 @@ class DemoHandlers:
 def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr.Blocks:
     """The app: three tabs over `speech`, queued as `settings` says. Serve it with `launch`."""
     handlers = DemoHandlers(speech, settings)
-    missing = [task for task in ("asr", "tts", "ger") if task not in speech.tasks]
+    missing = [task for task in TASKS if task not in speech.tasks]
     with gr.Blocks(title="unispeech", analytics_enabled=False) as demo:
         gr.Markdown(
             "# unispeech\nOne LLM backbone that listens, speaks and corrects, each task a LoRA adapter. "

@@ -34,6 +34,7 @@ from unispeech.correction import CorrectionOptions
 from unispeech.decoding import DecodingOptions
 from unispeech.pretrained import GRIFFIN_LIM, load_vocoder
 from unispeech.processor import UnispeechLMProcessor
+from unispeech.sequences import ASR, GER, TTS
 from unispeech.synthesis import SynthesisOptions
 from unispeech.transcription import TranscriptionOptions
 from unispeech.weights import MODEL_DIR, MODELS, VOCODER_FILE, adapter_dir, cache_dir, require
@@ -112,7 +113,7 @@ class UnispeechSpeechRecognitionPipeline(_UnispeechPipeline):
     """Audio → `{"text"}`, plus `"chunks"` (text and timestamps per window) with
     `return_timestamps=True` and `"nbest"` (texts and scores) with `nbest=N`."""
 
-    adapter_task = "asr"
+    adapter_task = ASR
 
     def _sanitize_parameters(
         self, sampling_rate=None, return_timestamps=None, nbest=None, beam_size=None, language=None, **kwargs
@@ -148,7 +149,7 @@ class UnispeechTextToAudioPipeline(_UnispeechPipeline):
     `prompt_text`, else transcribed); `steps`, `guidance_strength`, `sway`, `speed`, `duration`
     and `seed` as in `SynthesisOptions`."""
 
-    adapter_task = "tts"
+    adapter_task = TTS
 
     def _sanitize_parameters(self, prompt=None, prompt_text=None, prompt_sampling_rate=None, **synthesis):
         preprocess = {}
@@ -193,7 +194,7 @@ class UnispeechNbestCorrectionPipeline(_UnispeechPipeline):
     """An N-best list (strings, best first, or HyPoradise's `{"input": [...]}`) → `{"text"}`;
     a list of such lists → a list of results; `audio=` lets the model listen too."""
 
-    adapter_task = "ger"
+    adapter_task = GER
 
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, (list, tuple)) and all(isinstance(text, str) for text in inputs):

@@ -1,10 +1,11 @@
 """The processor: raw samples → one padded batch of model inputs.
 
 `UnispeechLMProcessor` owns the tokenizer and the feature extraction, and lays every sample out
-with the task's sequence builder (`sequences.py`). A batch may mix tasks. For each sample it loads
-the audio at the rate the task needs (16 kHz for the encoder, the vocoder's rate for TTS), makes the
-spectrogram, counts positions with `lengths.py`, tokenizes the text and builds the sequence; then
-it pads everything (right for training, left for decoding) into a `BatchFeature`:
+with its task's sequence builder (`sequences.TASKS`). A batch may mix tasks. For each sample it
+makes the Whisper spectrogram of the audio when the task hears it (16 kHz, for the encoder), counts
+positions with `lengths.py`, and asks the sample for its `Layout` (each sample class tokenizes its
+own text; a TTS sample also makes its mels at the vocoder's rate); then it pads everything (right
+for training, left for decoding) into a `BatchFeature`:
 
     input_ids, attention_mask, marker_ids, labels         (B, L)  per position
     speech_mask, mel_mask, prompt_mask, bidirectional_mask,
@@ -42,15 +43,21 @@ from unispeech.lengths import mel_patches, projector_tokens, speech_tokens, whis
 from unispeech.markers import NO_MARKER
 from unispeech.phonemes import frame_units, unit_tensor
 from unispeech.sequences import (
+    ASR,
+    GER,
     IGNORE_INDEX,
+    TTS,
+    Layout,
     PositionKind,
     Sequence,
-    Task,
     TokenIds,
     ger_prompt,
     get_task,
     language_prompt,
 )
+
+# The tensors a sample adds to the batch beside its sequence (TTS's mel and units), by name.
+Tensors = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,13 @@ class AsrSample:
     text: str | None = None
     sampling_rate: int | None = None  # needed for arrays; files carry their own
     language: str | None = None
-    task = "asr"
+    task = ASR
+
+    def layout(self, processor: UnispeechLMProcessor, speech_tokens: int | None) -> tuple[Layout, Tensors]:
+        """The speech, the language hint if any, then the transcript to learn."""
+        hint = [] if self.language is None else processor.tokenize(language_prompt(self.language))
+        target = None if self.text is None else processor.tokenize(self.text)
+        return Layout(speech_tokens, hint, target), {}
 
 
 @dataclass(frozen=True)
@@ -82,7 +95,45 @@ class TtsSample:
     durations: tuple[int, ...]
     prompt_frames: int | None = None
     sampling_rate: int | None = None
-    task = "tts"
+    task = TTS
+
+    def layout(self, processor: UnispeechLMProcessor, speech_tokens: int | None) -> tuple[Layout, Tensors]:
+        """The text, the prompt's mel patches and those to generate; the mels and units as tensors
+        (`_TTS_COLUMNS`)."""
+        text = processor.tokenize(self.text.strip())
+        if not text:
+            raise ValueError("TTS needs text to speak, got an empty string")
+        if not self.units:
+            raise ValueError("TTS needs the phoneme units of the speech to make, got none")
+        if min(self.durations, default=0) < 1:
+            raise ValueError(f"every phoneme unit needs at least one frame, got durations {self.durations}")
+        patch = processor.config.mel_patch_size
+        mel = processor.vocoder_features(self.audio, self.sampling_rate)  # (G, M)
+        units = frame_units(self.units, self.durations)  # (F or G, W)
+        if self.prompt_frames is None:  # inference: the audio is the prompt, the units what follows
+            prompt = mel[len(mel) % patch :]
+            target = mel.new_zeros(len(units), mel.shape[1])
+        else:
+            if len(units) != len(mel):
+                raise ValueError(
+                    f"the durations cover {len(units)} mel frames but the clip has {len(mel)}: "
+                    "align the clip again (unispeech data align)"
+                )
+            if not 0 <= self.prompt_frames < len(mel):
+                raise ValueError(f"prompt_frames must be in [0, {len(mel)}), got {self.prompt_frames}")
+            cut = self.prompt_frames // patch * patch
+            prompt, target, units = mel[:cut], mel[cut:], units[cut:]
+        layout = Layout(
+            text=text, prompt_patches=len(prompt) // patch, mel_patches=mel_patches(len(target), patch)
+        )
+        tensors = {
+            "mel": target,
+            "frame_units": units,
+            "prompt_mel": prompt,
+            "units": unit_tensor(self.units),
+            "unit_durations": torch.tensor(self.durations),
+        }
+        return layout, tensors
 
 
 @dataclass(frozen=True)
@@ -94,7 +145,15 @@ class GerSample:
     text: str | None = None
     audio: AudioSource | EncodedSpeech | None = None
     sampling_rate: int | None = None
-    task = "ger"
+    task = GER
+
+    def layout(self, processor: UnispeechLMProcessor, speech_tokens: int | None) -> tuple[Layout, Tensors]:
+        """The speech if any, the prompt listing the hypotheses, then the correction to learn."""
+        target = None if self.text is None else processor.tokenize(self.text)
+        return Layout(speech_tokens, processor.ger_prompt_ids(self.hypotheses), target), {}
+
+
+Sample = AsrSample | TtsSample | GerSample
 
 
 class UnispeechLMProcessor:
@@ -153,9 +212,9 @@ class UnispeechLMProcessor:
         settings = self.config.mel_settings
         return vocoder_log_mel(load_audio(audio, settings.sample_rate, sampling_rate), settings).T
 
-    def __call__(
-        self, samples: SequenceOf[AsrSample | TtsSample | GerSample], padding_side: str = "right"
-    ) -> BatchFeature:
+    def __call__(self, samples: SequenceOf[Sample], padding_side: str = "right") -> BatchFeature:
+        """One batch of `samples` of any tasks: each sample's audio, when its task hears it, made
+        Whisper features (or taken as `EncodedSpeech`), its `layout` built by its task's builder."""
         if not samples:
             raise ValueError("no samples to process")
         if padding_side not in ("left", "right"):
@@ -165,25 +224,18 @@ class UnispeechLMProcessor:
         for sample in samples:
             task = get_task(sample.task)
             tokens = None
-            if isinstance(getattr(sample, "audio", None), EncodedSpeech):
+            if task.hears_audio and isinstance(sample.audio, EncodedSpeech):
                 encoded.append(sample.audio.states)
                 tokens = projector_tokens(sample.audio.states.shape[0], self.config.projector_stack)
-            elif getattr(sample, "audio", None) is not None and not isinstance(sample, TtsSample):
+            elif task.hears_audio and sample.audio is not None:
                 mel, frames = self.speech_features(sample.audio, sample.sampling_rate)
                 tokens = speech_tokens(frames, self.config.projector_stack)
                 features.append(mel)
                 feature_lengths.append(frames)
-            if isinstance(sample, AsrSample):
-                prompt = None if sample.language is None else self.tokenize(language_prompt(sample.language))
-                transcript = None if sample.text is None else self.tokenize(sample.text)
-                sequence = task.build(self.token_ids, tokens, transcript, task.bidirectional_speech, prompt)
-            elif isinstance(sample, GerSample):
-                correction = None if sample.text is None else self.tokenize(sample.text)
-                prompt = self.ger_prompt_ids(sample.hypotheses)
-                sequence = task.build(self.token_ids, tokens, correction, task.bidirectional_speech, prompt)
-            else:
-                sequence = self._tts(sample, task, tts)
-            sequences.append(sequence)
+            layout, tensors = sample.layout(self, tokens)
+            sequences.append(task.build(self.token_ids, layout, task.bidirectional_speech))
+            for name, value in tensors.items():
+                tts[name].append(value)
         if features and encoded:
             raise ValueError("a batch mixes recordings and EncodedSpeech: give one kind of speech input")
         batch = _pad_sequences(sequences, padding_side)
@@ -199,43 +251,6 @@ class UnispeechLMProcessor:
                 if lengths is not None:
                     batch[lengths] = torch.tensor([len(value) for value in tts[name]])
         return BatchFeature(batch)
-
-    def _tts(self, sample: TtsSample, task: Task, columns: dict[str, list[torch.Tensor]]) -> Sequence:
-        """One TTS sample's sequence; its mels and units go into `columns`."""
-        text = self.tokenize(sample.text.strip())
-        if not text:
-            raise ValueError("TTS needs text to speak, got an empty string")
-        if not sample.units:
-            raise ValueError("TTS needs the phoneme units of the speech to make, got none")
-        if min(sample.durations, default=0) < 1:
-            raise ValueError(f"every phoneme unit needs at least one frame, got durations {sample.durations}")
-        patch = self.config.mel_patch_size
-        mel = self.vocoder_features(sample.audio, sample.sampling_rate)  # (G, M)
-        units = frame_units(sample.units, sample.durations)  # (F or G, W)
-        if sample.prompt_frames is None:  # inference: the audio is the prompt, the units what follows
-            prompt = mel[len(mel) % patch :]
-            target = mel.new_zeros(len(units), mel.shape[1])
-        else:
-            if len(units) != len(mel):
-                raise ValueError(
-                    f"the durations cover {len(units)} mel frames but the clip has {len(mel)}: "
-                    "align the clip again (unispeech data align)"
-                )
-            if not 0 <= sample.prompt_frames < len(mel):
-                raise ValueError(f"prompt_frames must be in [0, {len(mel)}), got {sample.prompt_frames}")
-            cut = sample.prompt_frames // patch * patch
-            prompt, target, units = mel[:cut], mel[cut:], units[cut:]
-        prompt_patches, target_patches = len(prompt) // patch, mel_patches(len(target), patch)
-        sequence = task.build(self.token_ids, prompt_patches, target_patches, text, task.bidirectional_speech)
-        for name, value in (
-            ("mel", target),
-            ("frame_units", units),
-            ("prompt_mel", prompt),
-            ("units", unit_tensor(sample.units)),
-            ("unit_durations", torch.tensor(sample.durations)),
-        ):
-            columns[name].append(value)
-        return sequence
 
 
 def _pad_stack(tensors: list[torch.Tensor]) -> torch.Tensor:

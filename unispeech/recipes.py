@@ -25,7 +25,7 @@ import yaml
 
 from unispeech.augmentation import TimeMasking
 from unispeech.buckets import BucketSettings
-from unispeech.sequences import TASKS
+from unispeech.sequences import ASR, GER, TASKS, TTS
 
 JOINT_TASK = "joint"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -99,7 +99,7 @@ class DevSettings:
 @dataclass(frozen=True)
 class Recipe:
     model: str = "smol"
-    task: str = "asr"
+    task: str = ASR
     output: str = "runs/unnamed"
     init_from: str | None = None  # an adapter folder whose LoRA and task modules the run starts from
     sources: tuple[Source, ...] = ()
@@ -136,10 +136,10 @@ class Recipe:
                     f"a {self.task} adapter cannot learn from a {source.task} source ({source.label}); "
                     f"use task: {JOINT_TASK} for one adapter over several tasks"
                 )
-            wanted = "nbest" if source.task == "ger" else "manifest"
+            wanted = "nbest" if source.task == GER else "manifest"
             if getattr(source, wanted) is None:
                 raise ValueError(f"a {source.task} source needs `{wanted}:` (a file)")
-            if source.task == "tts" and source.durations is None:
+            if source.task == TTS and source.durations is None:
                 raise ValueError(
                     f"a tts source needs `durations:` (its clips' phoneme durations, from unispeech data "
                     f"align), {source.label} has none"
@@ -159,7 +159,7 @@ class Recipe:
             raise ValueError(f"ctc.warmup_steps ({self.ctc.warmup_steps}) must be below steps ({self.steps})")
         if self.time_masks.masks and not self.cache_features:
             raise ValueError("time_masks fall on cached encoder states: they need cache_features: true")
-        if (self.ctc.warmup_steps or self.ctc.weight) and not any(s.task == "asr" for s in self.sources):
+        if (self.ctc.warmup_steps or self.ctc.weight) and not any(s.task == ASR for s in self.sources):
             raise ValueError("the CTC alignment aid needs an asr source (transcribed speech)")
 
     @property

@@ -18,8 +18,11 @@ it). Classifier-free guidance hides a dropped condition's positions from the spa
 text tokens alone would not do: deeper layers after them carry what they read from the text).
 
 A position is text (a token id), a `Marker`, a speech embedding (from the projector) or a mel
-patch (from flow matching). `TASKS` maps each task to its adapter name, its builder and whether
-its speech attends bidirectionally, so the three cannot drift apart.
+patch (from flow matching). The processor counts and tokenizes what one sample's sequence holds
+into a `Layout`, the same for every task; `TASKS` maps each task's name (`ASR`, `TTS`, `GER`) to
+its adapter name, its builder of a `Layout`, whether it hears its audio and whether that speech
+attends bidirectionally, so that none of them can drift from the others. A fourth task is one
+more entry here, a builder, and a sample class whose `task` names it.
 """
 
 from __future__ import annotations
@@ -141,90 +144,97 @@ def ger_prompt(hypotheses: list[str]) -> str:
     )
 
 
-def _speech(sequence: Sequence, ids: TokenIds, speech_tokens: int, bidirectional_speech: bool) -> None:
-    if ids.bos is not None:
-        sequence.text([ids.bos])
-    sequence.marker(Marker.ASR_START)
-    sequence.speech(speech_tokens, bidirectional=bidirectional_speech)
-    sequence.marker(Marker.ASR_END)
+@dataclass(frozen=True)
+class Layout:
+    """What one sample's sequence holds, counted and tokenized by the processor.
+
+    `speech_tokens` speech embeddings (None: the sample has no speech); `text` the tokens before
+    what is learned: ASR's language hint, GER's prompt listing the hypotheses (with its own start
+    token), TTS's text (the prompt's transcript, then the text to speak); `target` the tokens to
+    learn (None when decoding: the sequence stops where decoding starts); TTS's `prompt_patches`
+    mel patches of the voice prompt and `mel_patches` to generate."""
+
+    speech_tokens: int | None = None
+    text: list[int] = field(default_factory=list)
+    target: list[int] | None = None
+    prompt_patches: int = 0
+    mel_patches: int = 0
 
 
-def build_asr(
-    ids: TokenIds,
-    speech_tokens: int,
-    transcript: list[int] | None,
-    bidirectional_speech: bool,
-    prompt: list[int] | None = None,
-) -> Sequence:
-    """ASR: speech, an optional prompt (the language hint), then the transcript; `transcript=None`
-    stops where decoding starts."""
+def build_transcript(ids: TokenIds, layout: Layout, bidirectional_speech: bool) -> Sequence:
+    """ASR and GER: the speech if any (bos, `<asr_start>`, speech, `<asr_end>`), the text, then
+    the target (ASR's transcript, GER's correction) and eos."""
     sequence = Sequence(ids.pad)
-    _speech(sequence, ids, speech_tokens, bidirectional_speech)
-    sequence.text(prompt or [])
-    if transcript is not None:
-        sequence.text([*transcript, ids.eos], learn=True)
+    if layout.speech_tokens is not None:
+        if ids.bos is not None:
+            sequence.text([ids.bos])
+        sequence.marker(Marker.ASR_START)
+        sequence.speech(layout.speech_tokens, bidirectional=bidirectional_speech)
+        sequence.marker(Marker.ASR_END)
+    sequence.text(layout.text)
+    if layout.target is not None:
+        sequence.text([*layout.target, ids.eos], learn=True)
     return sequence
 
 
-def build_ger(
-    ids: TokenIds,
-    speech_tokens: int | None,
-    correction: list[int] | None,
-    bidirectional_speech: bool,
-    prompt: list[int] | None = None,
-) -> Sequence:
-    """GER: optional speech, the prompt listing the hypotheses (with its own start token), then the
-    correction; `correction=None` stops where decoding starts."""
-    sequence = Sequence(ids.pad)
-    if speech_tokens is not None:
-        _speech(sequence, ids, speech_tokens, bidirectional_speech)
-    sequence.text(prompt or [])
-    if correction is not None:
-        sequence.text([*correction, ids.eos], learn=True)
-    return sequence
-
-
-def build_tts(
-    ids: TokenIds, prompt_patches: int, mel_patches: int, text: list[int], bidirectional_speech: bool
-) -> Sequence:
+def build_synthesis(ids: TokenIds, layout: Layout, bidirectional_speech: bool) -> Sequence:
     """TTS: the text (prompt transcript + text to speak), the prompt's mel, then the time token
     and the generated mel span."""
     sequence = Sequence(ids.pad)
     if ids.bos is not None:
         sequence.text([ids.bos])
-    sequence.text(text, text_condition=True)
-    sequence.prompt(prompt_patches, bidirectional=bidirectional_speech)
+    sequence.text(layout.text, text_condition=True)
+    sequence.prompt(layout.prompt_patches, bidirectional=bidirectional_speech)
     sequence.marker(Marker.TTS_START, text_condition=True, prompt_condition=True)
     sequence.marker(Marker.TIME, bidirectional=bidirectional_speech)
-    sequence.mel(mel_patches, bidirectional=bidirectional_speech)
+    sequence.mel(layout.mel_patches, bidirectional=bidirectional_speech)
     return sequence
 
 
 @dataclass(frozen=True)
 class Task:
-    """A task's adapter name, sequence builder, attention over its speech, and the model's
-    submodules it trains beside its LoRA adapter (saved with it). `optional_modules` are trained
-    and saved too when the model has them (ASR's CTC head: None unless a run trains one)."""
+    """A task's adapter name, sequence builder, whether it hears its sample's audio (encoded by
+    Whisper and projected: ASR's and GER's; TTS's audio is the voice prompt, made mel), attention
+    over its speech, and the model's submodules it trains beside its LoRA adapter (saved with it).
+    `optional_modules` are trained and saved too when the model has them (ASR's CTC head: None
+    unless a run trains one)."""
 
     name: str
     adapter_name: str
-    build: Callable[..., Sequence]
+    build: Callable[[TokenIds, Layout, bool], Sequence]
+    hears_audio: bool
     bidirectional_speech: bool
     task_modules: tuple[str, ...]
     optional_modules: tuple[str, ...] = ()
 
 
+ASR, TTS, GER = "asr", "tts", "ger"  # the task names
 TASKS: dict[str, Task] = {
-    "asr": Task(
+    ASR: Task(
+        ASR,
         "asr",
-        "asr",
-        build_asr,
+        build_transcript,
+        hears_audio=True,
         bidirectional_speech=False,
         task_modules=("projector", "markers"),
         optional_modules=("ctc",),
     ),
-    "tts": Task("tts", "tts", build_tts, bidirectional_speech=True, task_modules=("flow", "markers")),
-    "ger": Task("ger", "ger", build_ger, bidirectional_speech=False, task_modules=("projector", "markers")),
+    TTS: Task(
+        TTS,
+        "tts",
+        build_synthesis,
+        hears_audio=False,
+        bidirectional_speech=True,
+        task_modules=("flow", "markers"),
+    ),
+    GER: Task(
+        GER,
+        "ger",
+        build_transcript,
+        hears_audio=True,
+        bidirectional_speech=False,
+        task_modules=("projector", "markers"),
+    ),
 }
 
 

@@ -59,7 +59,7 @@ from unispeech.modeling import UnispeechLMModel
 from unispeech.processor import AsrSample, UnispeechLMProcessor
 from unispeech.recipes import JOINT_TASK, Recipe
 from unispeech.reliance import audio_reliance
-from unispeech.sequences import TASKS
+from unispeech.sequences import ASR, TASKS
 from unispeech.training_data import Example, TrainingData
 from unispeech.transcription import transcribe
 
@@ -566,7 +566,7 @@ def _peak_memory_gb() -> float:
 
 
 def _ctc_targets(ctc: CtcHead | None, processor: UnispeechLMProcessor, examples: list[Example]):
-    if ctc is None or any(example.task != "asr" for example in examples):
+    if ctc is None or any(example.task != ASR for example in examples):
         return None
     return [ctc.targets(processor.tokenize(example.text)) for example in examples]
 

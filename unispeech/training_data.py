@@ -29,7 +29,7 @@ from unispeech.phoneme_durations import read_durations
 from unispeech.phonemes import phoneme_units
 from unispeech.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
 from unispeech.recipes import Recipe, Source
-from unispeech.sequences import language_prompt
+from unispeech.sequences import ASR, GER, TASKS, TTS, language_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class TrainingData:
             logger.warning("left out of training: %s", dict(self.dropped))
 
     def _read(self, source: Source) -> list[Example]:
-        if source.task == "ger":
+        if source.task == GER:
             items = read_nbest(source.nbest)
             folder = Path(source.nbest).parent  # N-best files name their audio relative to themselves
             listen = source.with_audio
@@ -73,7 +73,7 @@ class TrainingData:
             ]
             raw = [
                 (
-                    Example("ger", item.output, audio, tuple(item.input)),
+                    Example(GER, item.output, audio, tuple(item.input)),
                     audio_duration(audio) if audio is not None else 0.0,
                 )
                 for item, audio in zip(items, audios, strict=True)
@@ -92,7 +92,7 @@ class TrainingData:
                 )
                 for utterance in utterances
             ]
-            if source.task == "tts":
+            if source.task == TTS:
                 raw = self._with_units(raw, source)
         examples = []
         for example, seconds in raw:
@@ -123,7 +123,7 @@ class TrainingData:
     def _length(self, example: Example, seconds: float) -> int:
         config = self.processor.config
         text = len(self.processor.tokenize(example.text))
-        if example.task == "tts":  # the prompt's patches and the generated ones: at most one more
+        if example.task == TTS:  # the prompt's patches and the generated ones: at most one more
             frames = vocoder_mel_frames(round(seconds * config.mel_sample_rate), config.mel_hop_length)
             return SEQUENCE_OVERHEAD + text + mel_patches(frames, config.mel_patch_size) + 1
         speech = 0
@@ -132,7 +132,7 @@ class TrainingData:
                 whisper_mel_frames(round(seconds * WHISPER_SAMPLE_RATE)), config.projector_stack
             )
         prompt = 0
-        if example.task == "ger":
+        if example.task == GER:
             prompt = len(self.processor.ger_prompt_ids(example.hypotheses))
         elif example.language is not None:  # the ASR language hint, written before the transcript
             prompt = len(self.processor.tokenize(language_prompt(example.language)))
@@ -145,12 +145,12 @@ class TrainingData:
                 e.audio
                 for examples in self.sources
                 for e in examples
-                if e.audio is not None and e.task != "tts"
+                if e.audio is not None and TASKS[e.task].hears_audio
             }
         )
 
     def transcripts(self) -> list[str]:
-        return [e.text for examples in self.sources for e in examples if e.task == "asr"]
+        return [e.text for examples in self.sources for e in examples if e.task == ASR]
 
     def stream(self) -> BatchStream:
         lengths = [[example.length for example in examples] for examples in self.sources]
@@ -168,13 +168,13 @@ class TrainingData:
         samples = []
         for example in examples:
             audio = example.audio
-            if cache is not None and audio is not None and example.task != "tts":
+            if cache is not None and audio is not None and TASKS[example.task].hears_audio:
                 audio = cache.get(audio)
                 if audio is None:
                     raise RuntimeError(f"no cached encoder states for {example.audio}: fill the cache first")
-            if example.task == "asr":
+            if example.task == ASR:
                 samples.append(AsrSample(audio, example.text, language=example.language))
-            elif example.task == "tts":
+            elif example.task == TTS:
                 frames = sum(example.durations)
                 prompt = int(draw.random() * self.processor.config.prompt_max_fraction * frames)
                 samples.append(TtsSample(audio, example.text, example.units, example.durations, prompt))

@@ -37,6 +37,7 @@ from unispeech.benchmarks.report import (
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
 from unispeech.decoding import DecodingOptions
 from unispeech.reliance import AudioReliance, audio_reliance
+from unispeech.sequences import ASR
 from unispeech.transcription import TranscriptionOptions
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def load_transcriber(
 def score_reliance(speech: Unispeech, clips: Sequence[Clip], batch_size: int = 8) -> AudioReliance:
     """Mean loss per reference token of the ASR adapter on `clips` with their own speech, another
     clip's and none: what the audio is worth to the model."""
-    speech.set_task("asr")
+    speech.set_task(ASR)
     texts = [clip.utterance.text for clip in clips]
     return audio_reliance(speech.model, speech.processor, [clip.path for clip in clips], texts, batch_size)
 

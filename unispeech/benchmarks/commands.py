@@ -131,12 +131,13 @@ def _eval_durations(args: argparse.Namespace) -> None:
     from unispeech.benchmarks.durations import durations_report, score_durations
     from unispeech.benchmarks.report import percent, write_report
     from unispeech.benchmarks.tts import pair_by_speaker
+    from unispeech.sequences import TTS
 
     clips = read_clips(args.manifest)
     skipped: list[Skipped] = []
     pairs = pair_by_speaker(clips, None, skipped)
     speech = load_speech(args)
-    speech.set_task("tts" if "tts" in speech.tasks else None)  # a model without adapters: its base
+    speech.set_task(TTS if TTS in speech.tasks else None)  # a model without adapters: its base
     items = score_durations(speech.model, pairs[: args.limit], args.language)
     report = durations_report(items, _names(args.manifest), command=command_line(args))
     files = write_report(report, args.out)
