@@ -21,6 +21,7 @@ from unispeech.synthesis import (
     TextRatioDuration,
     cross_fade,
     generate_mel,
+    match_voice,
     predicted_frames,
     sentence_durations,
     speak,
@@ -242,7 +243,7 @@ def test_the_ode_starts_from_the_phoneme_prior(tts, prompt, start_time, monkeypa
         return sample(velocity_fn, x, steps, schedule, strength, start_time)
 
     monkeypatch.setattr(FlowMatching, "sample", staticmethod(recording))
-    options = SynthesisOptions(steps=4, start_time=start_time, guidance_strength=0)
+    options = SynthesisOptions(steps=4, start_time=start_time, guidance_strength=0, voice_match=False)
     mel = generate_mel(model, processor, prompt, PROMPT_TEXT, "start here.", units, durations, options)
     if start_time == 1:
         torch.testing.assert_close(mel, model.flow.denormalize(prior[0]))
@@ -250,6 +251,45 @@ def test_the_ode_starts_from_the_phoneme_prior(tts, prompt, start_time, monkeypa
     else:
         assert times == [0.5] and len(passes) == 1 + 4, "the prefix once, then 4 steps over [0.5, 1]"
         assert not torch.allclose(mel, model.flow.denormalize(prior[0]))
+
+
+def test_voice_matching_gives_the_mel_the_prompts_statistics(tts, prompt):
+    """Each mel bin's mean and spread over time become the prompt's; the shape over time (which
+    sound is where) is the prior's, bin by bin up to scale and shift."""
+    model, processor = tts
+    units = phoneme_units("start here.")
+    durations = even_durations(len(units), 30)
+    batch = processor([_inference_sample(prompt, "start here.", 30)])
+    prompt_mel = batch["prompt_mel"][0, : int(batch["prompt_frames"][0])]  # (Fp, M)
+    plain, matched = (
+        generate_mel(
+            model,
+            processor,
+            prompt,
+            PROMPT_TEXT,
+            "start here.",
+            units,
+            durations,
+            SynthesisOptions(voice_match=on),
+        )
+        for on in (False, True)
+    )
+    torch.testing.assert_close(matched.mean(dim=0), prompt_mel.mean(dim=0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        matched.std(dim=0, correction=0), prompt_mel.std(dim=0, correction=0), atol=1e-4, rtol=1e-4
+    )
+    correlation = torch.corrcoef(torch.stack([plain[:, 0], matched[:, 0]]))[0, 1]
+    assert correlation > 0.999 and not torch.allclose(plain, matched)
+
+
+def test_a_constant_bin_takes_the_prompts_mean():
+    mel = torch.zeros(5, 2)
+    mel[:, 1] = torch.arange(5.0)
+    prompt_mel = torch.tensor([[1.0, -1.0], [3.0, 1.0]])  # means 2, 0; spreads 1, 1
+    out = match_voice(mel, prompt_mel)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, 0], torch.full((5,), 2.0))
+    torch.testing.assert_close(out[:, 1], (torch.arange(5.0) - 2) / 2**0.5)
 
 
 # ---------------------------------------------------------------------------------------------------
