@@ -5,7 +5,7 @@
 #   bash train/prepare_data.sh            # imports, splits, the synthetic corpus
 #
 # Dev sides (never trained on): LJ001 by utterance (20 %), FSDD by speaker (10 %), Kathleen by
-# utterance (10 %), the 251 LibriSpeech speakers by speaker (20 %), synthetic by utterance (5 %); the synthetic text excludes every LJ001 sentence, so LJ001 dev text is unseen too.
+# utterance (10 %), Kerstin (German) by utterance (15 %), the 251 LibriSpeech speakers by speaker (20 %), synthetic by utterance (5 %); the synthetic text excludes every LJ001 sentence, so LJ001 dev text is unseen too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-../shared/data}
@@ -30,6 +30,17 @@ $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
 # phoneme durations of every real clip (train and dev: the aligner learns without labels), for TTS
 [ -f "$DATA/alignment/durations.jsonl" ] || $unispeech data align --out "$DATA/alignment" \
     --manifest "$DATA/ljspeech.jsonl" "$DATA/kathleen.jsonl" "$DATA/libri251.jsonl"
+# German (issue 22): Kerstin by utterance (15 %), its durations, espeak-ng's German voices on the
+# train side's sentences (for ASR)
+[ -f "$DATA/kerstin.jsonl" ] || $unispeech data import folder "$SHARED/kerstin" --lang de --speaker kerstin \
+    --manifest "$DATA/kerstin.jsonl"
+[ -f "$DATA/kerstin.dev.jsonl" ] || $unispeech data split --manifest "$DATA/kerstin.jsonl" --by utterance --dev-fraction 0.15
+[ -f "$DATA/alignment-de/durations.jsonl" ] || $unispeech data align --out "$DATA/alignment-de" \
+    --manifest "$DATA/kerstin.jsonl"
+[ -f "$DATA/kerstin.train.txt" ] || .venv/bin/python -c "import json, sys; print(*(json.loads(l)['text'] for l in open(sys.argv[1])), sep='\n')" \
+    "$DATA/kerstin.train.jsonl" > "$DATA/kerstin.train.txt"
+[ -f "$DATA/synth-de/manifest.jsonl" ] || $unispeech data synth --text "$DATA/kerstin.train.txt" --languages de \
+    --out "$DATA/synth-de" --count 1500 --workers 2
 # the trainer's periodic dev set: 8 clips spread over each real English dev side
 [ -f "$DATA/asr-dev24.jsonl" ] || for name in ljspeech kathleen libri251; do
     awk -v n="$(wc -l < "$DATA/$name.dev.jsonl")" 'NR == 1 + int(k * n / 8) {print; k++}' "$DATA/$name.dev.jsonl"
