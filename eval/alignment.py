@@ -51,7 +51,7 @@ def main() -> None:
         units = phoneme_units(clip.phonemes)
         symbols = [unit_symbols(unit) for unit in units]
         audio = load_audio(path, WHISPER_SAMPLE_RATE)
-        result = whisper.transcribe(audio, language="en", fp16=False, word_timestamps=True)
+        result = whisper.transcribe(audio, language=utterance.lang, fp16=False, word_timestamps=True)
         heard = [word["end"] for segment in result["segments"] for word in segment["words"]]
         durations = np.asarray(clip.durations)
         found = word_ends(symbols, durations, hop)
