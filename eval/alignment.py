@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from unispeech.audio import WHISPER_SAMPLE_RATE, MelSettings, load_audio, vocoder_log_mel
-from unispeech.manifest import read_manifest
-from unispeech.phoneme_durations import read_durations
-from unispeech.phonemes import SILENCE, WORD_BOUNDARY, phoneme_units, unit_symbols
-from unispeech.pretrained import load_whisper
+from unispeech.audio.features import WHISPER_SAMPLE_RATE, MelSettings, load_audio, vocoder_log_mel
+from unispeech.data.manifest import read_manifest
+from unispeech.data.phoneme_durations import read_durations
+from unispeech.model.phonemes import SILENCE, WORD_BOUNDARY, phoneme_units, unit_symbols
+from unispeech.weights.pretrained import load_whisper
 
 
 def word_ends(symbols: list[str], durations: np.ndarray, hop_seconds: float) -> list[float]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from unispeech.pretrained import load_parts
+from unispeech.weights.pretrained import load_parts
 
 PROMPT = "What is the capital of France? Answer in one sentence."
 

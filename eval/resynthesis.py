@@ -12,9 +12,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from unispeech.audio import WHISPER_SAMPLE_RATE, MelSettings, load_audio
-from unispeech.evaluation import word_error_rate
-from unispeech.pretrained import load_vocoder, load_whisper
+from unispeech.audio.features import WHISPER_SAMPLE_RATE, MelSettings, load_audio
+from unispeech.evaluation.metrics import word_error_rate
+from unispeech.weights.pretrained import load_vocoder, load_whisper
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from unispeech.audio import WHISPER_SAMPLE_RATE, load_audio
-from unispeech.manifest import read_manifest
-from unispeech.speech_presence import SpeechPresence
+from unispeech.audio.features import WHISPER_SAMPLE_RATE, load_audio
+from unispeech.audio.speech_presence import SpeechPresence
+from unispeech.data.manifest import read_manifest
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
     written: dict[str, int] = defaultdict(int)
     if args.transcribe and nonspeech:
         import unispeech
-        from unispeech.transcription import TranscriptionOptions
+        from unispeech.tasks.transcription import TranscriptionOptions
 
         model = unispeech.load("smol")
         options = TranscriptionOptions(speech_presence=detector)

@@ -75,7 +75,7 @@ def tiny_whisper(path: Path) -> Path:
     """A random openai-whisper model of one tiny layer each side, saved as unispeech saves whisper."""
     from whisper.model import ModelDimensions, Whisper
 
-    from unispeech.pretrained import save_whisper
+    from unispeech.weights.pretrained import save_whisper
 
     dims = ModelDimensions(
         n_mels=80,

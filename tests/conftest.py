@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(config, items):
     real = [item for item in items if "real" in item.keywords]
     if not real:
         return
-    from unispeech.weights import cache_dir, is_complete
+    from unispeech.weights.cache import cache_dir, is_complete
 
     if is_complete(cache_dir("smol")):
         return

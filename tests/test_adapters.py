@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.adapters import (
+from unispeech.model.adapters import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_WEIGHTS_FILE,
     METADATA_FILE,
@@ -19,8 +19,8 @@ from unispeech.adapters import (
     save_task_adapter,
     set_task,
 )
-from unispeech.ctc import CtcHead
-from unispeech.processor import AsrSample
+from unispeech.model.ctc import CtcHead
+from unispeech.model.processor import AsrSample
 from unispeech.testing import tiny_model, tts_sample
 
 SMALL_LORA_RANK = 4

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from unispeech.aligner import (
+from unispeech.data.aligner import (
     AlignerConfig,
     PhonemeAligner,
     beta_binomial_log_prior,

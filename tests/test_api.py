@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip, speech_clip
-from unispeech.adapters import AdapterMismatchError, active_task, add_task_adapter, save_task_adapter
 from unispeech.api import Unispeech, load
-from unispeech.decoding import DecodingOptions
-from unispeech.synthesis import SynthesisOptions
+from unispeech.model.adapters import AdapterMismatchError, active_task, add_task_adapter, save_task_adapter
+from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.synthesis import SynthesisOptions
+from unispeech.tasks.transcription import TranscriptionOptions
 from unispeech.testing import tiny_model
-from unispeech.transcription import TranscriptionOptions
 
 FAST = TranscriptionOptions(decoding=DecodingOptions(max_new_tokens=4))
 
@@ -122,7 +122,7 @@ def shipped():
 
 @pytest.mark.real
 def test_the_shipped_asr_adapter_transcribes_the_bundled_sample(shipped):
-    from unispeech.evaluation import word_error_rate
+    from unispeech.evaluation.metrics import word_error_rate
     from unispeech.samples import LJSPEECH_SAMPLE
 
     smol = shipped
@@ -136,10 +136,10 @@ def test_the_shipped_tts_adapter_speaks_words_whisper_hears(shipped):
     """With the shipped defaults (the phoneme prior, deterministic), in the bundled clip's voice:
     whisper-base hears "Hello there." word for word (measured; longer sentences still lose a word
     or two, adapters/smol/tts/README.md)."""
-    from unispeech.audio import load_audio
-    from unispeech.evaluation import word_error_rate
-    from unispeech.pretrained import load_whisper
+    from unispeech.audio.features import load_audio
+    from unispeech.evaluation.metrics import word_error_rate
     from unispeech.samples import LJSPEECH_SAMPLE
+    from unispeech.weights.pretrained import load_whisper
 
     smol = shipped
     audio = smol.speak("Hello there.", LJSPEECH_SAMPLE.path, LJSPEECH_SAMPLE.text)
@@ -174,10 +174,10 @@ def test_the_shipped_tts_adapter_predicts_mel_velocities_better_than_the_bare_ba
     head it started from by a wide margin."""
     import torch
 
-    from unispeech.adapters import set_task
-    from unispeech.phoneme_durations import read_durations
-    from unispeech.phonemes import phoneme_units
-    from unispeech.processor import TtsSample
+    from unispeech.data.phoneme_durations import read_durations
+    from unispeech.model.adapters import set_task
+    from unispeech.model.phonemes import phoneme_units
+    from unispeech.model.processor import TtsSample
     from unispeech.samples import LJSPEECH_SAMPLE
 
     smol = shipped

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from unispeech.augmentation import TimeMasking, mask_time
+from unispeech.training.augmentation import TimeMasking, mask_time
 
 
 def _masked(states: torch.Tensor) -> torch.Tensor:

@@ -27,18 +27,18 @@ import soundfile
 from safetensors import SafetensorError
 from transformers import pipeline
 
-import unispeech.pipelines  # registers the tasks
+import unispeech.interfaces.pipelines  # registers the tasks
 from tests.conftest import noise_clip, speech_clip
-from tests.test_weights import wheels  # noqa: F401 - a fixture: the fake model's wheels
-from unispeech import weights
-from unispeech.adapters import add_task_adapter, save_task_adapter
+from tests.test_weights_cache import wheels  # noqa: F401 - a fixture: the fake model's wheels
 from unispeech.api import load
-from unispeech.cli import EXIT_USER_ERROR, main
-from unispeech.decoding import DecodingOptions
-from unispeech.pipelines import NBEST_CORRECTION, SPEECH_RECOGNITION, TEXT_TO_AUDIO
-from unispeech.synthesis import SynthesisOptions
+from unispeech.interfaces.cli import EXIT_USER_ERROR, main
+from unispeech.interfaces.pipelines import NBEST_CORRECTION, SPEECH_RECOGNITION, TEXT_TO_AUDIO
+from unispeech.model.adapters import add_task_adapter, save_task_adapter
+from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.synthesis import SynthesisOptions
+from unispeech.tasks.transcription import TranscriptionOptions
 from unispeech.testing import tiny_model
-from unispeech.transcription import TranscriptionOptions
+from unispeech.weights import cache as weight_cache
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 vs gradio's
 
@@ -119,9 +119,9 @@ class PipelineSurface(ApiSurface):
 
     def load(self, model, adapters="shipped"):
         """A named model's pipeline is made over its cached base, as README shows."""
-        if str(model) in weights.MODELS:
-            model = weights.cache_dir(str(model)) / weights.MODEL_DIR
-        adapter = unispeech.pipelines.SHIPPED if adapters == "shipped" else Path(adapters) / "asr"
+        if str(model) in weight_cache.MODELS:
+            model = weight_cache.cache_dir(str(model)) / weight_cache.MODEL_DIR
+        adapter = unispeech.interfaces.pipelines.SHIPPED if adapters == "shipped" else Path(adapters) / "asr"
         return self._call(pipeline, SPEECH_RECOGNITION, model=str(model), adapter=adapter)
 
 
@@ -227,7 +227,9 @@ class DemoSurface:
 
     def load(self, model, adapters="shipped"):
         launched = []
-        self.monkeypatch.setattr("unispeech.demo.launch", lambda *args, **kwargs: launched.append(args))
+        self.monkeypatch.setattr(
+            "unispeech.interfaces.demo.launch", lambda *args, **kwargs: launched.append(args)
+        )
         try:
             self.cli.load(model, adapters, command="demo")
         except Refused:
@@ -285,7 +287,7 @@ def client(speech):
     pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
     from gradio_client import Client
 
-    from unispeech.demo import DemoSettings, launch
+    from unispeech.interfaces.demo import DemoSettings, launch
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -499,17 +501,17 @@ def test_a_wrong_or_damaged_adapter_is_refused(surface, trained_adapters, tiny_d
 
 @pytest.fixture
 def cache(wheels, tiny_dir, tmp_path, monkeypatch):  # noqa: F811 - wheels is the imported fixture
-    """The tiny model as the cached base of test_weights' fake model `fake`, loaded once (so that
-    its files' records say they matched), with no shipped adapters."""
-    monkeypatch.setenv(weights.CACHE_ENVIRONMENT_VARIABLE, str(tmp_path / "cache"))
-    monkeypatch.setenv(weights.ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path / "no-adapters"))
-    monkeypatch.setattr(weights, "RACY_SECONDS", 0)  # record files written a moment ago
-    folder = weights.fetch(
+    """The tiny model as the cached base of test_weights_cache's fake model `fake`, loaded once (so
+    that its files' records say they matched), with no shipped adapters."""
+    monkeypatch.setenv(weight_cache.CACHE_ENVIRONMENT_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.setenv(weight_cache.ADAPTERS_ENVIRONMENT_VARIABLE, str(tmp_path / "no-adapters"))
+    monkeypatch.setattr(weight_cache, "RACY_SECONDS", 0)  # record files written a moment ago
+    folder = weight_cache.fetch(
         "fake",
         wheels_dir=wheels,
-        convert=lambda files, staging: shutil.copytree(tiny_dir, staging / weights.MODEL_DIR),
+        convert=lambda files, staging: shutil.copytree(tiny_dir, staging / weight_cache.MODEL_DIR),
     )
-    assert load("fake").tasks == [] and (folder / weights.VERIFIED_NAME).is_file()
+    assert load("fake").tasks == [] and (folder / weight_cache.VERIFIED_NAME).is_file()
     return folder
 
 
@@ -551,7 +553,7 @@ WEIGHTS_PARAMETERS = [
 @pytest.mark.parametrize(("name", "surface"), WEIGHTS_PARAMETERS, indirect=["surface"])
 def test_damaged_weights_are_refused_at_load(surface, cache, name):
     damage, problem = DAMAGED_WEIGHTS[name]
-    damage(cache / weights.MODEL_DIR / "model.safetensors")
+    damage(cache / weight_cache.MODEL_DIR / "model.safetensors")
     with pytest.raises(
         Refused, match=rf"^the cache at \S+fake is damaged \({problem}\): .*fetch fake --force`$"
     ):

@@ -4,13 +4,13 @@ import math
 import pytest
 
 from tests.benchmark_helpers import RATE, FakeClock, LookupTranscriber, write_corpus
-from unispeech.adapters import add_task_adapter
 from unispeech.benchmarks import asr
 from unispeech.benchmarks.clips import read_clips, source_names
-from unispeech.cli import EXIT_USER_ERROR, main
-from unispeech.decoding import DecodingOptions
-from unispeech.evaluation import word_error_rate
-from unispeech.manifest import ManifestError
+from unispeech.data.manifest import ManifestError
+from unispeech.evaluation.metrics import word_error_rate
+from unispeech.interfaces.cli import EXIT_USER_ERROR, main
+from unispeech.model.adapters import add_task_adapter
+from unispeech.tasks.decoding import DecodingOptions
 
 # Four clips of distinct lengths; the fake transcriber answers by length.
 ROWS = [

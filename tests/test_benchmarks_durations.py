@@ -5,8 +5,8 @@ import pytest
 from tests.benchmark_helpers import write_corpus
 from unispeech.benchmarks import durations, tts
 from unispeech.benchmarks.clips import read_clips
-from unispeech.cli import main
-from unispeech.synthesis import TextRatioDuration
+from unispeech.interfaces.cli import main
+from unispeech.tasks.synthesis import TextRatioDuration
 
 ROWS = [
     {"samples": 16000, "text": "the cat sat on the mat", "speaker": "a"},

@@ -1,7 +1,7 @@
 import pytest
 
 from unispeech.benchmarks.gate import calibrate_gate
-from unispeech.correction import GateCase
+from unispeech.tasks.correction import GateCase
 
 
 def _cases():

@@ -4,8 +4,8 @@ import pytest
 
 from tests.benchmark_helpers import write_corpus
 from unispeech.benchmarks import commands, ger
-from unispeech.cli import EXIT_USER_ERROR, main
-from unispeech.nbest import NbestItem, read_nbest
+from unispeech.data.nbest import NbestItem, read_nbest
+from unispeech.interfaces.cli import EXIT_USER_ERROR, main
 
 # reference, hypotheses (best first), what the fake corrector writes
 CASES = [
@@ -141,7 +141,7 @@ def test_bad_nbest_files_are_one_line_errors(tmp_path, monkeypatch, capsys, cont
 
 def test_the_tiny_model_corrects_end_to_end(tiny_sdpa, tmp_path):
     from unispeech.api import Unispeech
-    from unispeech.vocoder import GriffinLim
+    from unispeech.audio.vocoder import GriffinLim
 
     model, processor = tiny_sdpa
     path = _write(tmp_path / "n.jsonl", CASES[:2])
@@ -152,13 +152,13 @@ def test_the_tiny_model_corrects_end_to_end(tiny_sdpa, tmp_path):
 
 def test_the_rescoring_baseline_chooses_within_each_list(tiny_sdpa, tmp_path):
     from unispeech.api import Unispeech
-    from unispeech.rescoring import language_model_scores
-    from unispeech.vocoder import GriffinLim
+    from unispeech.audio.vocoder import GriffinLim
+    from unispeech.tasks.rescoring import language_model_scores
 
     model, processor = tiny_sdpa
     speech = Unispeech(model, processor, GriffinLim(model.config.mel_settings))
     path = _write(tmp_path / "n.jsonl", CASES)
-    from unispeech.rescoring import Rescorer
+    from unispeech.tasks.rescoring import Rescorer
 
     never_moves = ger.score_ger(
         read_nbest(path), ger.RescoringCorrector(speech, Rescorer(1e9)), path, progress=False

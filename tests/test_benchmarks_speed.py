@@ -5,7 +5,7 @@ import pytest
 from tests.benchmark_helpers import RATE, tiny_whisper, write_corpus
 from unispeech.benchmarks import speed
 from unispeech.benchmarks.clips import read_clips
-from unispeech.cli import EXIT_USER_ERROR, main
+from unispeech.interfaces.cli import EXIT_USER_ERROR, main
 
 GIB = speed.GIB
 ROWS = [

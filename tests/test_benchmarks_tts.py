@@ -7,7 +7,7 @@ import pytest
 from tests.benchmark_helpers import RATE, FakeClock, LookupTranscriber, tone, write_corpus
 from unispeech.benchmarks import asr, tts
 from unispeech.benchmarks.clips import read_clips
-from unispeech.cli import EXIT_USER_ERROR, main
+from unispeech.interfaces.cli import EXIT_USER_ERROR, main
 
 ROWS = [
     {"samples": 8000, "text": "the cat sat", "speaker": "a"},
@@ -172,7 +172,7 @@ def test_the_cli_refuses_speakers_and_pairs_together(tmp_path):
 
 def test_resemblyzer_tells_a_voice_from_noise():
     pytest.importorskip("resemblyzer")
-    from unispeech.audio import load_audio
+    from unispeech.audio.features import load_audio
     from unispeech.samples import LJSPEECH_SAMPLE
     from unispeech.testing import noise
 

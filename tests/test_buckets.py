@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from unispeech.buckets import BucketSettings, padded_fraction, plan_batches
+from unispeech.training.buckets import BucketSettings, padded_fraction, plan_batches
 
 
 def _log_uniform_lengths(count, low=20, high=600, seed=0):

@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from unispeech.checkpoints import (
+from unispeech.training.checkpoints import (
     CHECKSUMS_FILE,
     checkpoint_name,
     checkpoints,
@@ -54,7 +54,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ca
     previous = publish(_save(tmp_path, 1))
     newest = publish(_save(tmp_path, 2))
     _flip_byte(newest / damaged, offset=3)
-    with caplog.at_level(logging.WARNING, logger="unispeech.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="unispeech.training.checkpoints"):
         assert latest_checkpoint(tmp_path) == previous
     [record] = caplog.records
     assert "step 2" in record.getMessage() and f"{damaged} does not match its checksum" in record.getMessage()
@@ -77,7 +77,7 @@ def test_incomplete_checkpoints_are_skipped(tmp_path, caplog, damage, problem):
     damage(newest)
     assert problem in verify(newest)
     assert verify(previous) is None
-    with caplog.at_level(logging.WARNING, logger="unispeech.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="unispeech.training.checkpoints"):
         assert latest_checkpoint(tmp_path) == previous
     assert problem in caplog.text
     damage(previous)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from unispeech.cli import EXIT_USER_ERROR, main
+from unispeech.interfaces.cli import EXIT_USER_ERROR, main
 
 
 def test_check_runs_the_tiny_model_on_the_bundled_sample(capsys):
@@ -240,7 +240,7 @@ def test_silence_transcribes_to_an_empty_line(capsys, tiny_dir, tmp_path):
 
 
 def test_a_wrong_or_missing_adapter_is_one_line(capsys, tiny_dir, tmp_path):
-    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.model.adapters import add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
 
     other, _ = tiny_model(projector_stack=2)  # another base
@@ -255,7 +255,7 @@ def test_a_wrong_or_missing_adapter_is_one_line(capsys, tiny_dir, tmp_path):
 
 
 def test_an_adapter_folder_of_another_task_is_one_line(capsys, tiny_dir, tmp_path):
-    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.model.adapters import add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
 
     model, _ = tiny_model()
@@ -269,9 +269,9 @@ def test_an_adapter_folder_of_another_task_is_one_line(capsys, tiny_dir, tmp_pat
 
 def test_transcribe_with_the_ctc_head_of_the_asr_adapter(capsys, tiny_dir, tmp_path):
     from tests.conftest import speech_clip
-    from unispeech.adapters import add_task_adapter, save_task_adapter
-    from unispeech.ctc import CtcHead
-    from unispeech.decoding import NO_CTC_HEAD
+    from unispeech.model.adapters import add_task_adapter, save_task_adapter
+    from unispeech.model.ctc import CtcHead
+    from unispeech.tasks.decoding import NO_CTC_HEAD
     from unispeech.testing import tiny_model
 
     model, _ = tiny_model()
@@ -318,7 +318,7 @@ def test_data_import_validate_and_split(capsys, tmp_path):
 
 
 def test_data_synth_renders_a_small_corpus(capsys, tmp_path):
-    from unispeech.synthetic import espeak_available
+    from unispeech.data.synthetic import espeak_available
 
     if not espeak_available():
         pytest.skip("espeak-ng is not installed")

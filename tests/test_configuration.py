@@ -1,6 +1,6 @@
 import pytest
 
-from unispeech.configuration import UnispeechLMConfig, WhisperEncoderConfig
+from unispeech.model.configuration import UnispeechLMConfig, WhisperEncoderConfig
 
 
 def test_defaults_are_the_smol_model():

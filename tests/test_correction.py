@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.correction import (
+from unispeech.model.processor import GerSample
+from unispeech.tasks.correction import (
     LOOP_GUARD_NGRAM_SIZE,
     CorrectionOptions,
     GateCase,
@@ -14,8 +15,7 @@ from unispeech.correction import (
     correction_cases,
     score_candidates,
 )
-from unispeech.decoding import DecodingOptions
-from unispeech.processor import GerSample
+from unispeech.tasks.decoding import DecodingOptions
 
 FAST = CorrectionOptions(decoding=DecodingOptions(max_new_tokens=6))
 UNGATED = dataclasses.replace(FAST, gate=None)

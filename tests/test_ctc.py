@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from unispeech.ctc import BLANK, CtcHead
+from unispeech.model.ctc import BLANK, CtcHead
 
 WIDTH = 16
 TOKEN_IDS = (20, 3, 11, 5, 8, 3)  # unsorted, with a repeat: the head keeps 3, 5, 8, 11, 20

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from unispeech.ctc import BLANK
-from unispeech.ctc_prefix import CtcPrefixScorer
+from unispeech.model.ctc import BLANK
+from unispeech.tasks.ctc_prefix import CtcPrefixScorer
 
 TOKEN_IDS = [7, 3, 11]  # the head's tokens (class k + 1 is TOKEN_IDS[k]); the vocabulary is larger
 VOCAB, EOS, UNKNOWN = 16, 2, 5

@@ -1,5 +1,5 @@
-"""Tests for unispeech.ctranslate2: a tiny openai-whisper model written in CTranslate2's layout by
-the writer below, read back, converted, and compared logit for logit with the original."""
+"""Tests for unispeech.weights.ctranslate2: a tiny openai-whisper model written in CTranslate2's
+layout by the writer below, read back, converted, and compared logit for logit with the original."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 import whisper
 from whisper.model import ModelDimensions, Whisper
 
-from unispeech.ctranslate2 import (
+from unispeech.weights.ctranslate2 import (
     CTranslate2FormatError,
     read_ctranslate2_model,
     save_whisper_checkpoint,

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.ctc import BLANK, CtcHead
-from unispeech.ctc_prefix import CtcPrefixScorer
-from unispeech.decoding import (
+from unispeech.model.ctc import BLANK, CtcHead
+from unispeech.model.processor import AsrSample, GerSample
+from unispeech.tasks.ctc_prefix import CtcPrefixScorer
+from unispeech.tasks.decoding import (
     MAX_DRAFT_TOKENS,
     NO_CTC_HEAD,
     CtcOutput,
@@ -20,7 +21,6 @@ from unispeech.decoding import (
     embed_prompts,
     rank_score,
 )
-from unispeech.processor import AsrSample, GerSample
 
 
 def _prompts(model, processor, seconds=(0.6, 0.25, 0.4)):

@@ -16,10 +16,10 @@ from gradio_client.exceptions import AppError
 
 from tests.conftest import noise_clip, speech_clip
 from unispeech.api import load
-from unispeech.cli import main
-from unispeech.decoding import DecodingOptions
-from unispeech.demo import MEL_ROW_HEIGHT, DemoSettings, launch, mel_picture, page_text
-from unispeech.transcription import TranscriptionOptions
+from unispeech.interfaces.cli import main
+from unispeech.interfaces.demo import MEL_ROW_HEIGHT, DemoSettings, launch, mel_picture, page_text
+from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.transcription import TranscriptionOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 vs gradio's
 SETTINGS = DemoSettings(queue_size=4, max_upload_mb=0.5, max_audio_seconds=5.0, max_text_chars=200)
@@ -218,13 +218,15 @@ def test_bad_settings_are_refused_by_the_cli_before_the_model_loads(tiny_dir, ca
 def test_an_adapter_folder_of_another_task_stops_the_demo_before_it_serves(
     tiny_dir, tmp_path, capsys, monkeypatch
 ):
-    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.model.adapters import add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
 
     model, _ = tiny_model()
     add_task_adapter(model, "tts")
     folder = save_task_adapter(model, "tts", tmp_path / "adapters" / "asr")  # TTS placed as asr/
-    monkeypatch.setattr("unispeech.demo.launch", lambda *args, **kwargs: pytest.fail("the demo started"))
+    monkeypatch.setattr(
+        "unispeech.interfaces.demo.launch", lambda *args, **kwargs: pytest.fail("the demo started")
+    )
     code = main(["demo", "--model", str(tiny_dir), "--adapters", str(folder.parent)])
     assert code == 2 and f"the adapter at {folder} holds task 'tts', not 'asr'" in capsys.readouterr().err
 

@@ -3,8 +3,8 @@ from importlib import metadata
 import pytest
 from transformers.integrations import peft as transformers_peft
 
-from unispeech.adapters import add_task_adapter, load_task_adapter
 from unispeech.dependencies import IncompatibleVersionsError, check_peft, declared_range
+from unispeech.model.adapters import add_task_adapter, load_task_adapter
 from unispeech.testing import tiny_model
 
 A_PEFT_THAT_DOES_NOT_EXIST = "99.0.0"

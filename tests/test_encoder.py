@@ -3,9 +3,9 @@ import torch
 from whisper.model import AudioEncoder
 
 from tests.conftest import noise_clip
-from unispeech.audio import whisper_log_mel
-from unispeech.configuration import WhisperEncoderConfig
-from unispeech.encoder import SpeechEncoder
+from unispeech.audio.features import whisper_log_mel
+from unispeech.model.configuration import WhisperEncoderConfig
+from unispeech.model.encoder import SpeechEncoder
 
 CONFIG = WhisperEncoderConfig(n_audio_state=16, n_audio_head=2, n_audio_layer=2)
 

@@ -6,9 +6,9 @@ import soundfile
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.encoder import EncodedSpeech
-from unispeech.feature_cache import FeatureCache, encoder_fingerprint
+from unispeech.model.encoder import EncodedSpeech
 from unispeech.testing import tiny_model
+from unispeech.training.feature_cache import FeatureCache, encoder_fingerprint
 
 SECONDS = (0.4, 1.3, 0.7, 2.1)
 FP16 = {"rtol": 1e-3, "atol": 1e-3}  # entries are stored as float16: half an ulp is 2⁻¹¹ relative

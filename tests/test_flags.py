@@ -6,9 +6,9 @@ import typing
 
 import pytest
 
-from unispeech.cli import build_parser
-from unispeech.flags import Parser, add_option_flag, given
-from unispeech.synthesis import SynthesisOptions
+from unispeech.interfaces.cli import build_parser
+from unispeech.interfaces.flags import Parser, add_option_flag, given
+from unispeech.tasks.synthesis import SynthesisOptions
 
 
 def _subparsers(parser: argparse.ArgumentParser):
@@ -32,7 +32,7 @@ def _mirrored_flags():
     ("command", "action"), _mirrored_flags(), ids=lambda value: getattr(value, "dest", value)
 )
 def test_every_mirrored_flag_names_a_field_of_its_type(command, action):
-    if action.option_field.options.startswith("unispeech.demo"):
+    if action.option_field.options.startswith("unispeech.interfaces.demo"):
         pytest.importorskip("gradio")
     options = action.option_field.options_class()
     hint = typing.get_type_hints(options)[action.dest]
@@ -54,7 +54,7 @@ def test_every_mirrored_flag_names_a_field_of_its_type(command, action):
 
 def test_help_shows_the_fields_default_and_given_values_replace_it():
     parser = Parser(prog="test")
-    synthesis = "unispeech.synthesis.SynthesisOptions"
+    synthesis = "unispeech.tasks.synthesis.SynthesisOptions"
     add_option_flag(parser, synthesis, "steps", type=int, help="ODE steps")
     add_option_flag(parser, synthesis, "duration", type=float, help="seconds (default: estimated)")
     text = " ".join(parser.format_help().split())

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from unispeech.configuration import UnispeechLMConfig
-from unispeech.flow import FlowMatching, SwaySchedule, TimestepEmbedding
+from unispeech.model.configuration import UnispeechLMConfig
+from unispeech.model.flow import FlowMatching, SwaySchedule, TimestepEmbedding
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from unispeech.importers import DatasetError, import_folder, import_fsdd, import_ljspeech
-from unispeech.manifest import ProblemKind, Utterance, read_manifest, validate_manifest
+from unispeech.data.importers import DatasetError, import_folder, import_fsdd, import_ljspeech
+from unispeech.data.manifest import ProblemKind, Utterance, read_manifest, validate_manifest
 
 RATE = 8000
 
@@ -38,7 +38,7 @@ def test_ljspeech(tmp_path, caplog):
         encoding="utf-8",
     )
     manifest = tmp_path / "lists" / "lj.jsonl"
-    with caplog.at_level(logging.INFO, logger="unispeech.importers"):
+    with caplog.at_level(logging.INFO, logger="unispeech.data.importers"):
         result = import_ljspeech(corpus, manifest, lang="en-us")
     assert result.utterances == [
         Utterance(

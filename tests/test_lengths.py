@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.audio import MelSettings, vocoder_log_mel, whisper_log_mel
-from unispeech.configuration import WhisperEncoderConfig
-from unispeech.encoder import SpeechEncoder
-from unispeech.lengths import (
+from unispeech.audio.features import MelSettings, vocoder_log_mel, whisper_log_mel
+from unispeech.model.configuration import WhisperEncoderConfig
+from unispeech.model.encoder import SpeechEncoder
+from unispeech.model.lengths import (
     encoder_frames,
     mel_patches,
     projector_tokens,
@@ -14,7 +14,7 @@ from unispeech.lengths import (
     vocoder_mel_frames,
     whisper_mel_frames,
 )
-from unispeech.projector import SpeechProjector
+from unispeech.model.projector import SpeechProjector
 
 
 @pytest.mark.parametrize("num_samples", [201, 319, 320, 1601, 16000, 16159])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from unispeech.manifest import (
+from unispeech.data.manifest import (
     DURATION_TOLERANCE_SECONDS,
     AudioFileError,
     ManifestError,

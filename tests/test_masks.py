@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.markers import Marker
-from unispeech.masks import dual_attention_mask, position_ids, span_ids
-from unispeech.processor import AsrSample
+from unispeech.model.markers import Marker
+from unispeech.model.masks import dual_attention_mask, position_ids, span_ids
+from unispeech.model.processor import AsrSample
 from unispeech.testing import tts_sample
 
 BLOCKED = torch.finfo(torch.float32).min

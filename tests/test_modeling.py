@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.flow import FlowMatchingExample
-from unispeech.modeling import UnispeechLMModel
-from unispeech.processor import AsrSample, TtsSample
+from unispeech.model.flow import FlowMatchingExample
+from unispeech.model.modeling import UnispeechLMModel
+from unispeech.model.processor import AsrSample, TtsSample
 from unispeech.testing import tiny_model, tts_sample
 
 

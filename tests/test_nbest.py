@@ -7,9 +7,9 @@ import torch
 import whisper
 from whisper.model import ModelDimensions, Whisper
 
-from unispeech.audio import load_audio
-from unispeech.manifest import Utterance, write_manifest
-from unispeech.nbest import (
+from unispeech.audio.features import load_audio
+from unispeech.data.manifest import Utterance, write_manifest
+from unispeech.data.nbest import (
     Augmentation,
     NbestItem,
     NbestOptions,
@@ -152,7 +152,7 @@ def test_malformed_lists_are_refused_with_the_item(text, references, message):
 
 
 def test_a_stopped_run_resumes_where_it_stopped(tiny_whisper, tmp_path, monkeypatch):
-    import unispeech.nbest as nbest_module
+    import unispeech.data.nbest as nbest_module
 
     for name in ("a", "b", "c"):
         soundfile.write(tmp_path / f"{name}.wav", noise(0.3, 16000, seed=ord(name)), 16000)

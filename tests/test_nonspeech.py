@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from unispeech.manifest import read_manifest
-from unispeech.nonspeech import KINDS, LEVEL_RANGE_DB, SECONDS_RANGE, nonspeech_clip, write_nonspeech_corpus
+from unispeech.data.manifest import read_manifest
+from unispeech.data.nonspeech import (
+    KINDS,
+    LEVEL_RANGE_DB,
+    SECONDS_RANGE,
+    nonspeech_clip,
+    write_nonspeech_corpus,
+)
 
 
 @pytest.mark.parametrize("kind", KINDS)

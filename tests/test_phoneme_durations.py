@@ -3,8 +3,7 @@ import json
 import pytest
 import soundfile
 
-from unispeech.configuration import UnispeechLMConfig
-from unispeech.phoneme_durations import (
+from unispeech.data.phoneme_durations import (
     AlignedClip,
     AlignerTraining,
     align_clips,
@@ -15,7 +14,8 @@ from unispeech.phoneme_durations import (
     train_aligner,
     write_durations,
 )
-from unispeech.phonemes import espeak_voice
+from unispeech.model.configuration import UnispeechLMConfig
+from unispeech.model.phonemes import espeak_voice
 from unispeech.testing import noise
 
 pytest.importorskip("monotonic_align")

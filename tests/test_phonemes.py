@@ -1,6 +1,6 @@
 import pytest
 
-from unispeech.phonemes import (
+from unispeech.model.phonemes import (
     PHONEME_SYMBOLS,
     SILENCE_ID,
     SYMBOL_IDS,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
-import unispeech.pipelines  # noqa: F401 - registers the tasks
+import unispeech.interfaces.pipelines  # noqa: F401 - registers the tasks
 from tests.conftest import noise_clip, speech_clip
-from unispeech.audio import AudioError
-from unispeech.correction import LOOP_GUARD_NGRAM_SIZE
+from unispeech.audio.features import AudioError
+from unispeech.tasks.correction import LOOP_GUARD_NGRAM_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_text_to_audio_bad_text(tiny_dir):
 
 
 def test_a_mismatched_adapter_is_refused(tiny_dir, tmp_path):
-    from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
+    from unispeech.model.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
 
     other, _ = tiny_model(mel_patch_size=2)
@@ -100,7 +100,7 @@ def test_a_mismatched_adapter_is_refused(tiny_dir, tmp_path):
 
 
 def test_an_adapter_of_another_task_is_refused(tiny_dir, tmp_path):
-    from unispeech.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
+    from unispeech.model.adapters import AdapterMismatchError, add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
 
     trained, _ = tiny_model()
@@ -112,9 +112,9 @@ def test_an_adapter_of_another_task_is_refused(tiny_dir, tmp_path):
 
 
 def test_a_pipeline_over_a_named_models_base_loads_its_shipped_adapter(tiny_dir, tmp_path, monkeypatch):
-    from unispeech.adapters import add_task_adapter, save_task_adapter
+    from unispeech.model.adapters import add_task_adapter, save_task_adapter
     from unispeech.testing import tiny_model
-    from unispeech.weights import (
+    from unispeech.weights.cache import (
         ADAPTERS_ENVIRONMENT_VARIABLE,
         CACHE_ENVIRONMENT_VARIABLE,
         MODELS,

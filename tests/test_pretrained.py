@@ -7,15 +7,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from unispeech.audio import WHISPER_SAMPLE_RATE, MelSettings, load_audio, vocoder_log_mel
-from unispeech.encoder import SpeechEncoder
-from unispeech.evaluation import word_error_rate
-from unispeech.pretrained import load_parts, load_vocoder, load_whisper
-from unispeech.processor import AsrSample
+from unispeech.audio.features import WHISPER_SAMPLE_RATE, MelSettings, load_audio, vocoder_log_mel
+from unispeech.audio.vocoder import GriffinLim, HifiGan, HifiGanConfig
+from unispeech.evaluation.metrics import word_error_rate
+from unispeech.model.encoder import SpeechEncoder
+from unispeech.model.processor import AsrSample
 from unispeech.samples import LJSPEECH_SAMPLE
 from unispeech.testing import tiny_model
-from unispeech.vocoder import GriffinLim, HifiGan, HifiGanConfig
-from unispeech.weights import WeightsError, cache_dir
+from unispeech.weights.cache import WeightsError, cache_dir
+from unispeech.weights.pretrained import load_parts, load_vocoder, load_whisper
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_a_vocoder_that_reads_another_mel_is_refused(tmp_path):
 
 
 def test_fetching_an_unknown_model_names_the_known_ones():
-    from unispeech.pretrained import fetch_model
+    from unispeech.weights.pretrained import fetch_model
 
     with pytest.raises(ValueError, match="unknown model 'big': one of smol"):
         fetch_model("big")

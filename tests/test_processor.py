@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.audio import AudioError
-from unispeech.lengths import mel_patches, speech_tokens
-from unispeech.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
+from unispeech.audio.features import AudioError
+from unispeech.model.lengths import mel_patches, speech_tokens
+from unispeech.model.processor import AsrSample, GerSample, TtsSample, UnispeechLMProcessor
 from unispeech.testing import tiny_model
 
 

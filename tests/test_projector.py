@@ -1,6 +1,6 @@
 import torch
 
-from unispeech.projector import SpeechProjector
+from unispeech.model.projector import SpeechProjector
 
 
 def test_stacks_frames_and_keeps_real_lengths():

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from unispeech.buckets import BucketSettings
-from unispeech.recipes import Recipe, Source, apply_override, load_recipe, recipe_from_dict
+from unispeech.training.buckets import BucketSettings
+from unispeech.training.recipes import Recipe, Source, apply_override, load_recipe, recipe_from_dict
 
 CONFIGS = sorted((Path(__file__).parents[1] / "train" / "configs").glob("*.yaml"))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from unispeech.reliance import AudioReliance, audio_reliance
+from unispeech.evaluation.reliance import AudioReliance, audio_reliance
 from unispeech.testing import noise, tiny_model
 
 RATE = 16000

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from unispeech.adapters import active_task, add_task_adapter
-from unispeech.rescoring import Rescorer, calibrate_rescorer, language_model_scores
+from unispeech.model.adapters import active_task, add_task_adapter
+from unispeech.tasks.rescoring import Rescorer, calibrate_rescorer, language_model_scores
 from unispeech.testing import tiny_model
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from unispeech.markers import NO_MARKER, Marker
-from unispeech.sequences import (
+from unispeech.model.markers import NO_MARKER, Marker
+from unispeech.model.sequences import (
     IGNORE_INDEX,
     TASKS,
     Layout,

@@ -3,10 +3,10 @@ import pytest
 import soundfile
 import torch
 
-from unispeech.audio import WHISPER_SAMPLE_RATE, load_audio
-from unispeech.nonspeech import KINDS, nonspeech_clip
+from unispeech.audio.features import WHISPER_SAMPLE_RATE, load_audio
+from unispeech.audio.speech_presence import SpeechPresence
+from unispeech.data.nonspeech import KINDS, nonspeech_clip
 from unispeech.samples import LJSPEECH_SAMPLE
-from unispeech.speech_presence import SpeechPresence
 
 DETECTOR = SpeechPresence()
 
@@ -60,7 +60,7 @@ def test_a_longer_minimum_drops_short_speech(speech):
 
 def test_loading_the_detector_keeps_torch_threads():
     """silero_vad's import sets torch's threads to 1 for the whole process; loading puts them back."""
-    from unispeech.speech_presence import _silero
+    from unispeech.audio.speech_presence import _silero
 
     _silero.cache_clear()
     threads = torch.get_num_threads()

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.audio import AudioError, MelSettings
-from unispeech.flow import FlowMatching, FlowMatchingExample
-from unispeech.phoneme_durations import even_durations
-from unispeech.phonemes import Phonemizer, phoneme_units
-from unispeech.processor import TtsSample
-from unispeech.synthesis import (
+from unispeech.audio.features import AudioError, MelSettings
+from unispeech.audio.vocoder import GriffinLim, Vocoder
+from unispeech.data.phoneme_durations import even_durations
+from unispeech.model.flow import FlowMatching, FlowMatchingExample
+from unispeech.model.phonemes import Phonemizer, phoneme_units
+from unispeech.model.processor import TtsSample
+from unispeech.tasks.synthesis import (
     MAX_SENTENCE_CHARACTERS,
     MIN_SECONDS_PER_BYTE,
     MIN_SPEECH_SECONDS,
@@ -28,7 +29,6 @@ from unispeech.synthesis import (
     split_sentences,
 )
 from unispeech.testing import tiny_model
-from unispeech.vocoder import GriffinLim, Vocoder
 
 PROMPT_SECONDS = 0.5
 PROMPT_TEXT = "a prompt"  # 8 bytes: 0.0625 s a byte, above the ratio rule's floor
@@ -470,7 +470,7 @@ def test_a_long_prompt_is_cut_with_a_warning(tts, frame_mean, caplog):
     long_prompt = noise_clip(2.0, RATE)
     options = dataclasses.replace(FAST, max_prompt_seconds=1.0)
     text = "Durations follow the prompt that was kept."
-    with caplog.at_level(logging.WARNING, logger="unispeech.synthesis"):
+    with caplog.at_level(logging.WARNING, logger="unispeech.tasks.synthesis"):
         audio = speak(*tts, frame_mean, text, long_prompt, PROMPT_TEXT, options, RATE)
     assert "cut to its first 1.0 s" in caplog.text
     kept = long_prompt[: int(options.max_prompt_seconds * RATE)]

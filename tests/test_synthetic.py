@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 import soundfile
 
-from unispeech.manifest import read_manifest
-from unispeech.synthetic import (
+from unispeech.data.manifest import read_manifest
+from unispeech.data.synthetic import (
     Voice,
     assign_voices,
     default_voices,

@@ -14,10 +14,14 @@ import soundfile
 import torch
 from safetensors.torch import load_file, save_file
 
-from unispeech import trainer as trainer_module
-from unispeech.adapters import load_task_adapter
-from unispeech.audio import load_audio
-from unispeech.checkpoints import (
+from unispeech.audio.features import load_audio
+from unispeech.data.manifest import read_manifest
+from unispeech.data.phoneme_durations import AlignedClip, even_durations, write_durations
+from unispeech.model.adapters import load_task_adapter
+from unispeech.model.phonemes import phoneme_units
+from unispeech.testing import noise, tiny_model
+from unispeech.training import trainer as trainer_module
+from unispeech.training.checkpoints import (
     CHECKSUMS_FILE,
     STAGING_PREFIX,
     checkpoint_name,
@@ -25,13 +29,15 @@ from unispeech.checkpoints import (
     latest_checkpoint,
     verify,
 )
-from unispeech.manifest import read_manifest
-from unispeech.phoneme_durations import AlignedClip, even_durations, write_durations
-from unispeech.phonemes import phoneme_units
-from unispeech.recipes import Source, load_recipe, recipe_from_dict
-from unispeech.testing import noise, tiny_model
-from unispeech.trainer import ADAPTER_FOLDER, CHECKPOINT_FOLDER, METRICS_FILE, TRAINABLE_FILE, Trainer
-from unispeech.weights import sha256_of
+from unispeech.training.recipes import Source, load_recipe, recipe_from_dict
+from unispeech.training.trainer import (
+    ADAPTER_FOLDER,
+    CHECKPOINT_FOLDER,
+    METRICS_FILE,
+    TRAINABLE_FILE,
+    Trainer,
+)
+from unispeech.weights.cache import sha256_of
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "we", "saw", "it", "run", "far", "away"]
@@ -328,7 +334,7 @@ def test_resume_refuses_a_changed_recipe_and_a_fresh_run_refuses_old_checkpoints
 def test_qlora_trains_a_step_with_a_4bit_backbone(manifest, tmp_path, tiny_dir):
     import bitsandbytes as bnb
 
-    from unispeech.trainer import Trainer as QloraTrainer
+    from unispeech.training.trainer import Trainer as QloraTrainer
 
     recipe = make_recipe(
         manifest,
@@ -387,7 +393,7 @@ def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
 def test_the_shipped_tiny_recipe_trains_as_written(tmp_path, monkeypatch):
     """`unispeech train --config train/configs/tiny.yaml` from the repository root: its manifest
     is the bundled sample's (only where the run writes is moved here)."""
-    from unispeech.manifest import read_manifest
+    from unispeech.data.manifest import read_manifest
     from unispeech.samples import LJSPEECH_SAMPLE
 
     monkeypatch.chdir(REPOSITORY)
@@ -444,7 +450,7 @@ def test_two_processes_under_accelerate_launch(manifest, tmp_path):
         "--dynamo_backend",
         "no",
         "-m",
-        "unispeech.cli",
+        "unispeech.interfaces.cli",
         "train",
         "--config",
         str(config),

@@ -6,17 +6,17 @@ import soundfile
 import torch
 
 from tests.conftest import noise_clip
-from unispeech.audio import load_audio
-from unispeech.buckets import BucketSettings
-from unispeech.encoder import EncodedSpeech
-from unispeech.feature_cache import FeatureCache
-from unispeech.manifest import Utterance, read_manifest, write_manifest
-from unispeech.nbest import NbestItem
-from unispeech.phoneme_durations import AlignedClip, even_durations, write_durations
-from unispeech.phonemes import phoneme_units
-from unispeech.processor import AsrSample, GerSample, TtsSample
-from unispeech.recipes import recipe_from_dict
-from unispeech.training_data import BatchStream, TrainingData
+from unispeech.audio.features import load_audio
+from unispeech.data.manifest import Utterance, read_manifest, write_manifest
+from unispeech.data.nbest import NbestItem
+from unispeech.data.phoneme_durations import AlignedClip, even_durations, write_durations
+from unispeech.model.encoder import EncodedSpeech
+from unispeech.model.phonemes import phoneme_units
+from unispeech.model.processor import AsrSample, GerSample, TtsSample
+from unispeech.training.buckets import BucketSettings
+from unispeech.training.data import BatchStream, TrainingData
+from unispeech.training.feature_cache import FeatureCache
+from unispeech.training.recipes import recipe_from_dict
 
 # (file, samples, sample rate, text): whole milliseconds at 16 kHz, other rates, and 3999 samples,
 # whose `dur` (0.250 s, to the millisecond) reaches one mel frame further than the file does
@@ -88,7 +88,7 @@ def test_durations_are_read_and_unusable_examples_dropped(tiny_sdpa, tmp_path, c
     recipe = _recipe(
         [{"task": "asr", "manifest": str(manifest), "max_seconds": 2}], batch={"max_positions": 256}
     )
-    with caplog.at_level(logging.WARNING, logger="unispeech.training_data"):
+    with caplog.at_level(logging.WARNING, logger="unispeech.training.data"):
         data = TrainingData(recipe, processor)
     assert [example.text for example in data.sources[0]] == ["short", "medium"]
     assert [example.audio for example in data.sources[0]] == [

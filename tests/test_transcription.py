@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import noise_clip
-from unispeech import transcription
-from unispeech.decoding import DecodingOptions
+from unispeech.tasks import transcription
+from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.transcription import TranscriptionOptions, split_windows, transcribe
 from unispeech.testing import speech
-from unispeech.transcription import TranscriptionOptions, split_windows, transcribe
 
 FAST = TranscriptionOptions(decoding=DecodingOptions(max_new_tokens=6))
 
@@ -108,7 +108,7 @@ def test_options_are_validated():
 
 @pytest.mark.parametrize("decoding", [DecodingOptions(ctc_weight=0.3), DecodingOptions(speculative=True)])
 def test_ctc_decoding_without_a_head_is_refused_before_any_work(tiny_sdpa, decoding):
-    from unispeech.decoding import NO_CTC_HEAD
+    from unispeech.tasks.decoding import NO_CTC_HEAD
 
     model, processor = tiny_sdpa
     with pytest.raises(ValueError) as raised:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from unispeech.audio import MelSettings, vocoder_log_mel
-from unispeech.vocoder import GriffinLim, HifiGan, HifiGanConfig, Vocoder
+from unispeech.audio.features import MelSettings, vocoder_log_mel
+from unispeech.audio.vocoder import GriffinLim, HifiGan, HifiGanConfig, Vocoder
 
 TINY = HifiGanConfig(upsample_initial_channel=16)  # V1 layout and mel, 16 → 8 → 4 → 2 → 1 channels
 HOP = TINY.mel.hop_length

@@ -2,7 +2,7 @@
 
 Runs the corrector once over the lists (and once over the same lists cut to their first
 hypothesis), then picks the gate thresholds with the fewest word errors (`unispeech.benchmarks.gate`);
-calibrates the LM-rescoring baseline's weights on the same lists (`unispeech.rescoring`);
+calibrates the LM-rescoring baseline's weights on the same lists (`unispeech.tasks.rescoring`);
 prints both with the error rates, and writes them as JSON (`--out`) for the adapter's card.
 
     python train/calibrate_gate.py --nbest ../data/nbest/hyporadise.calibration.jsonl \
@@ -21,12 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 import unispeech
-from unispeech.adapters import set_task
 from unispeech.benchmarks.gate import calibrate_gate
 from unispeech.benchmarks.scoring import count_errors
-from unispeech.correction import CorrectionOptions, clean_hypotheses, correction_cases
-from unispeech.nbest import read_nbest
-from unispeech.rescoring import calibrate_rescorer, language_model_scores
+from unispeech.data.nbest import read_nbest
+from unispeech.model.adapters import set_task
+from unispeech.tasks.correction import CorrectionOptions, clean_hypotheses, correction_cases
+from unispeech.tasks.rescoring import calibrate_rescorer, language_model_scores
 
 BATCH = 8  # lists corrected at a time
 

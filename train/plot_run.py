@@ -1,11 +1,11 @@
 """Plot a training run's curves from its `metrics.jsonl`: the losses per task and the dev figures.
 
-The trainer logs one JSON object per line (`unispeech/trainer.py`): losses every `log_every` steps,
-and `dev_wer` (with the decoder that made it: greedy CTC during the warm-up, the LLM after) every
-`dev.every` steps. A resumed run's log holds each step once (the trainer truncates what a resume
-replays). Several files are the stages of one training (a run, then one that started from its
-adapter with `init_from`): each stage's steps continue the previous one's, and a dotted line marks
-where each stage begins. Needs matplotlib (the `eval` extra).
+The trainer logs one JSON object per line (`unispeech/training/trainer.py`): losses every
+`log_every` steps, and `dev_wer` (with the decoder that made it: greedy CTC during the warm-up, the
+LLM after) every `dev.every` steps. A resumed run's log holds each step once (the trainer truncates
+what a resume replays). Several files are the stages of one training (a run, then one that started
+from its adapter with `init_from`): each stage's steps continue the previous one's, and a dotted
+line marks where each stage begins. Needs matplotlib (the `eval` extra).
 
     python train/plot_run.py ../runs/smol-asr/metrics.jsonl -o adapters/smol/asr/training.png
 """

@@ -19,9 +19,9 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from unispeech.evaluation import normalize
+from unispeech.data.nbest import NbestItem, read_nbest
+from unispeech.evaluation.metrics import normalize
 from unispeech.files import atomic_write_text
-from unispeech.nbest import NbestItem, read_nbest
 
 HELD_OUT = ("test_td3.json", "test_swbd.json")
 HASH_BUCKETS = 10_000

@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from unispeech.data.manifest import read_manifest
+from unispeech.data.nbest import read_nbest
 from unispeech.files import atomic_write_text
-from unispeech.manifest import read_manifest
-from unispeech.nbest import read_nbest
 
 
 def key(path: Path) -> str:

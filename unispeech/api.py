@@ -1,11 +1,11 @@
 """The Python API: load a model once, then transcribe, speak and correct with it.
 
-`load("smol")` assembles the base model (`pretrained.py`) and loads the task adapters shipped for
-it (`adapters/smol/<task>/`, see `weights.adapter_dir`). A `Unispeech` object serves all three tasks: each
-call switches to its task's adapter when one is loaded, and runs the bare base model otherwise
-(which has not learned that task: its output is then not meaningful). Run-time options are frozen
-dataclasses (`TranscriptionOptions`, `SynthesisOptions`, `CorrectionOptions`); change one with
-`dataclasses.replace`.
+`load("smol")` assembles the base model (`weights/pretrained.py`) and loads the task adapters
+shipped for it (`adapters/smol/<task>/`, see `weights.cache.adapter_dir`). A `Unispeech` object
+serves all three tasks: each call switches to its task's adapter when one is loaded, and runs the
+bare base model otherwise (which has not learned that task: its output is then not meaningful).
+Run-time options are frozen dataclasses (`TranscriptionOptions`, `SynthesisOptions`,
+`CorrectionOptions`); change one with `dataclasses.replace`.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from unispeech.adapters import check_adapter_task, load_task_adapter, loaded_tasks, set_task
-from unispeech.audio import AudioSource
-from unispeech.correction import CorrectionOptions, correct
-from unispeech.modeling import UnispeechLMModel
-from unispeech.pretrained import load_parts
-from unispeech.processor import UnispeechLMProcessor
-from unispeech.sequences import ASR, GER, TASKS, TTS
-from unispeech.synthesis import SynthesisOptions, speak, split_sentences
-from unispeech.transcription import Transcription, TranscriptionOptions, transcribe
-from unispeech.vocoder import Vocoder
-from unispeech.weights import MODELS, adapter_dir
+from unispeech.audio.features import AudioSource
+from unispeech.audio.vocoder import Vocoder
+from unispeech.model.adapters import check_adapter_task, load_task_adapter, loaded_tasks, set_task
+from unispeech.model.modeling import UnispeechLMModel
+from unispeech.model.processor import UnispeechLMProcessor
+from unispeech.model.sequences import ASR, GER, TASKS, TTS
+from unispeech.tasks.correction import CorrectionOptions, correct
+from unispeech.tasks.synthesis import SynthesisOptions, speak, split_sentences
+from unispeech.tasks.transcription import Transcription, TranscriptionOptions, transcribe
+from unispeech.weights.cache import MODELS, adapter_dir
+from unispeech.weights.pretrained import load_parts
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +141,9 @@ def load(
     attn_implementation: str = "sdpa",
 ) -> Unispeech:
     """A model by name (from the weight cache) or from a saved folder, with its task adapters:
-    `"shipped"` loads those shipped for a named model that exist (`weights.adapter_dir`), a path
-    loads every task folder under it (`<path>/asr/` must hold an ASR adapter, and so on), `None`
-    none."""
+    `"shipped"` loads those shipped for a named model that exist (`weights.cache.adapter_dir`), a
+    path loads every task folder under it (`<path>/asr/` must hold an ASR adapter, and so on),
+    `None` none."""
     if adapters not in (None, "shipped"):
         tasks = [task for task in TASKS if (Path(adapters) / task).is_dir()]
         if not tasks:

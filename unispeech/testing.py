@@ -13,13 +13,13 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from unispeech.audio import AudioSource, load_audio
-from unispeech.configuration import UnispeechLMConfig
-from unispeech.lengths import vocoder_mel_frames
-from unispeech.modeling import UnispeechLMModel
-from unispeech.phoneme_durations import even_durations
-from unispeech.phonemes import phoneme_units
-from unispeech.processor import TtsSample, UnispeechLMProcessor
+from unispeech.audio.features import AudioSource, load_audio
+from unispeech.data.phoneme_durations import even_durations
+from unispeech.model.configuration import UnispeechLMConfig
+from unispeech.model.lengths import vocoder_mel_frames
+from unispeech.model.modeling import UnispeechLMModel
+from unispeech.model.phonemes import phoneme_units
+from unispeech.model.processor import TtsSample, UnispeechLMProcessor
 from unispeech.samples import LJSPEECH_SAMPLE
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2, as the tiny config declares them

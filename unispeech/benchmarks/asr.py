@@ -10,7 +10,7 @@ system's compute only: seconds of compute per second of audio (below 1 is faster
 RTFx is its inverse). Error rates are corpus rates, summed errors over summed reference words, as
 `scoring.py` explains. For a unispeech model the report can also say whether it listens:
 `score_reliance` scores the references with their own speech, another clip's and none
-(`reliance.py`).
+(`evaluation/reliance.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from unispeech.audio import WHISPER_SAMPLE_RATE
+from unispeech.audio.features import WHISPER_SAMPLE_RATE
 from unispeech.benchmarks.clips import Clip, Skipped, load_usable, require_some
 from unispeech.benchmarks.report import (
     BarChart,
@@ -35,10 +35,10 @@ from unispeech.benchmarks.report import (
     skipped_section,
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
-from unispeech.decoding import DecodingOptions
-from unispeech.reliance import AudioReliance, audio_reliance
-from unispeech.sequences import ASR
-from unispeech.transcription import TranscriptionOptions
+from unispeech.evaluation.reliance import AudioReliance, audio_reliance
+from unispeech.model.sequences import ASR
+from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.transcription import TranscriptionOptions
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -119,7 +119,7 @@ def load_transcriber(
                 f"decoding options are for a unispeech model; {WHISPER_BASE} decodes as openai-whisper "
                 f"does (greedy, no CTC head), got {decoding}"
             )
-        from unispeech.pretrained import load_whisper
+        from unispeech.weights.pretrained import load_whisper
 
         return WhisperTranscriber(load_whisper(whisper_weights))
     from unispeech.api import load

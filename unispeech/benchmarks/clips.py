@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unispeech.audio import AudioError, load_audio
-from unispeech.manifest import ManifestError, Utterance, read_manifest
+from unispeech.audio.features import AudioError, load_audio
+from unispeech.data.manifest import ManifestError, Utterance, read_manifest
 
 
 @dataclass(frozen=True)

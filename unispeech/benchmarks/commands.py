@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from unispeech.flags import (
+from unispeech.interfaces.flags import (
     CTC_FIELDS,
     SYNTHESIS,
     SYNTHESIS_FLAGS,
@@ -64,7 +64,7 @@ def _eval_asr(args: argparse.Namespace) -> None:
     from unispeech.benchmarks import asr
     from unispeech.benchmarks.clips import read_clips
     from unispeech.benchmarks.report import number, percent, write_report
-    from unispeech.decoding import DecodingOptions
+    from unispeech.tasks.decoding import DecodingOptions
 
     options = asr.AsrBenchmarkOptions(**given(args, "batch_size", "worst"))
     decoding = DecodingOptions(**given(args, *CTC_FIELDS))  # bad values fail before anything loads
@@ -102,7 +102,7 @@ def _eval_tts(args: argparse.Namespace) -> None:
         score_tts,
         tts_report,
     )
-    from unispeech.synthesis import SynthesisOptions
+    from unispeech.tasks.synthesis import SynthesisOptions
 
     options = SynthesisOptions(**given(args, *TTS_FIELDS))
     _check_limit(args.limit, "pair")
@@ -131,7 +131,7 @@ def _eval_durations(args: argparse.Namespace) -> None:
     from unispeech.benchmarks.durations import durations_report, score_durations
     from unispeech.benchmarks.report import percent, write_report
     from unispeech.benchmarks.tts import pair_by_speaker
-    from unispeech.sequences import TTS
+    from unispeech.model.sequences import TTS
 
     clips = read_clips(args.manifest)
     skipped: list[Skipped] = []
@@ -160,9 +160,9 @@ def _eval_ger(args: argparse.Namespace) -> None:
         score_ger,
     )
     from unispeech.benchmarks.report import percent, write_report
-    from unispeech.correction import CorrectionOptions
-    from unispeech.nbest import read_nbest
-    from unispeech.rescoring import Rescorer
+    from unispeech.data.nbest import read_nbest
+    from unispeech.tasks.correction import CorrectionOptions
+    from unispeech.tasks.rescoring import Rescorer
 
     correction = CorrectionOptions()
     if args.no_repeat_ngram_size is not None:

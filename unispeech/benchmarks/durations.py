@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from unispeech.audio import load_audio
+from unispeech.audio.features import load_audio
 from unispeech.benchmarks.report import BarChart, Report, markdown_table, percent
 from unispeech.benchmarks.tts import TtsPair
-from unispeech.lengths import vocoder_mel_frames
-from unispeech.modeling import UnispeechLMModel
-from unispeech.phonemes import Phonemizer
-from unispeech.synthesis import SynthesisOptions, TextRatioDuration, sentence_durations, split_sentences
+from unispeech.model.lengths import vocoder_mel_frames
+from unispeech.model.modeling import UnispeechLMModel
+from unispeech.model.phonemes import Phonemizer
+from unispeech.tasks.synthesis import SynthesisOptions, TextRatioDuration, sentence_durations, split_sentences
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Calibrating the no-harm gate of N-best correction on training-side lists.
 
-The gate (`unispeech.correction.NoHarmGate`) has three thresholds. Calibration runs the corrector
-once over lists with references (the generated correction and the scores of every candidate, as
-`correction_cases` gives them), then tries every setting of a grid on those cases without running
-the model again, and keeps the one with the fewest word errors; among equals, the most cautious
-(largest margins, smallest distance). The margin for one-item lists is calibrated on the same
-lists cut to their first hypothesis, which is how a one-item list reaches the corrector. Calibrate
-on lists the adapter never trained on and never on the dev lists you report
+The gate (`unispeech.tasks.correction.NoHarmGate`) has three thresholds. Calibration runs the
+corrector once over lists with references (the generated correction and the scores of every
+candidate, as `correction_cases` gives them), then tries every setting of a grid on those cases
+without running the model again, and keeps the one with the fewest word errors; among equals, the
+most cautious (largest margins, smallest distance). The margin for one-item lists is calibrated on
+the same lists cut to their first hypothesis, which is how a one-item list reaches the corrector.
+Calibrate on lists the adapter never trained on and never on the dev lists you report
 (`train/split_hyporadise.py` keeps a calibration slice apart):
 
     python train/calibrate_gate.py --nbest ../data/nbest/hyporadise.calibration.jsonl --adapters DIR
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, total
-from unispeech.correction import GateCase, NoHarmGate
+from unispeech.tasks.correction import GateCase, NoHarmGate
 
 MARGINS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 DISTANCES = (0.0, 0.2, 0.35, 0.5, 0.75, 1.0)

@@ -3,14 +3,14 @@ the recogniser's first hypothesis, of a corrector's output, and of the oracle (t
 each list closest to the reference: what a perfect chooser among the N best would reach).
 
 A corrector that only re-ranks cannot beat the oracle; a generative one can, by writing words no
-hypothesis holds. Lists are read with `unispeech.nbest.read_nbest` (our JSON lines or HyPoradise's
-JSON); each list is scored in its own `lang` (English when it has none). The corrector is an
-object (`Corrector`), so tests can inject one whose outputs they control; `UnispeechCorrector`
-runs `Unispeech.correct`, listening to the recording too when asked (`with_audio`; the audio path
-is relative to the N-best file, and a list whose audio is missing is skipped and counted).
-Results of several files combine into one (`GerResult.combine`); the report then breaks the error
-rates down by file, and always shows the lists whose first hypothesis is already right, where a
-corrector can only do harm.
+hypothesis holds. Lists are read with `unispeech.data.nbest.read_nbest` (our JSON lines or
+HyPoradise's JSON); each list is scored in its own `lang` (English when it has none). The corrector
+is an object (`Corrector`), so tests can inject one whose outputs they control; `UnispeechCorrector`
+runs `Unispeech.correct`, listening to the recording too when asked (`with_audio`; the audio path is
+relative to the N-best file, and a list whose audio is missing is skipped and counted). Results of
+several files combine into one (`GerResult.combine`); the report then breaks the error rates down by
+file, and always shows the lists whose first hypothesis is already right, where a corrector can only
+do harm.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from unispeech.benchmarks.report import (
     skipped_section,
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
-from unispeech.correction import CorrectionOptions, clean_hypotheses
-from unispeech.evaluation import oracle_hypothesis
-from unispeech.manifest import DEFAULT_LANGUAGE
-from unispeech.nbest import NbestItem
-from unispeech.rescoring import Rescorer, language_model_scores
+from unispeech.data.manifest import DEFAULT_LANGUAGE
+from unispeech.data.nbest import NbestItem
+from unispeech.evaluation.metrics import oracle_hypothesis
+from unispeech.tasks.correction import CorrectionOptions, clean_hypotheses
+from unispeech.tasks.rescoring import Rescorer, language_model_scores
 
 if TYPE_CHECKING:
     from unispeech.api import Unispeech
@@ -70,8 +70,8 @@ class UnispeechCorrector:
 
 @dataclass
 class RescoringCorrector:
-    """The baseline anyone would try (`unispeech.rescoring`): the bare backbone's LM score of each
-    hypothesis, weighed against its rank and length; it only chooses, and never listens."""
+    """The baseline anyone would try (`unispeech.tasks.rescoring`): the bare backbone's LM score of
+    each hypothesis, weighed against its rank and length; it only chooses, and never listens."""
 
     speech: Unispeech
     rescorer: Rescorer

@@ -1,13 +1,13 @@
 """Error counting for the benchmarks: per-utterance counts that add up to the corpus error rate.
 
-`unispeech.evaluation` defines how wrong a transcript is (Whisper's normalisers, then jiwer; CER
-for ja/ko/zh). A benchmark also needs the rate of every group it reports (a language, a manifest, a
-speaker) and of every single utterance, so this module keeps the counts behind the rate: errors
-(substitutions + deletions + insertions) and reference units (words, or characters). A group's
-rate is the sum of its errors over the sum of its reference units, which is exactly jiwer's corpus
-rate (and `evaluation.word_error_rate`'s) for one language, and stays meaningful for a group that
-mixes languages. A reference that normalises to nothing has no units and does not count, as in
-`word_error_rate`.
+`unispeech.evaluation.metrics` defines how wrong a transcript is (Whisper's normalisers, then jiwer;
+CER for ja/ko/zh). A benchmark also needs the rate of every group it reports (a language, a
+manifest, a speaker) and of every single utterance, so this module keeps the counts behind the rate:
+errors (substitutions + deletions + insertions) and reference units (words, or characters). A
+group's rate is the sum of its errors over the sum of its reference units, which is exactly jiwer's
+corpus rate (and `evaluation.metrics.word_error_rate`'s) for one language, and stays meaningful for
+a group that mixes languages. A reference that normalises to nothing has no units and does not
+count, as in `word_error_rate`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import jiwer
 
-from unispeech.evaluation import CHARACTER_LANGUAGES, normalize
+from unispeech.evaluation.metrics import CHARACTER_LANGUAGES, normalize
 
 Item = TypeVar("Item")
 

@@ -36,13 +36,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from unispeech.audio import WHISPER_SAMPLE_RATE
+from unispeech.audio.features import WHISPER_SAMPLE_RATE
 from unispeech.benchmarks.asr import WHISPER_BASE
 from unispeech.benchmarks.clips import Clip, Skipped, load_usable, require_some
 from unispeech.benchmarks.report import BarChart, Report, markdown_table, number, skipped_section
 from unispeech.benchmarks.tts import TtsPair, pair_by_speaker
-from unispeech.decoding import DecodingOptions
-from unispeech.synthesis import SynthesisOptions
+from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.synthesis import SynthesisOptions
 
 ASR, TTS = "asr", "tts"
 DEFAULT_NFE = (8, 16, 32)
@@ -131,7 +131,7 @@ def run_job(job: SpeedJob, progress: bool = True) -> dict:
     _import_shared_libraries()
     import torch
 
-    from unispeech.audio import load_audio
+    from unispeech.audio.features import load_audio
 
     torch.set_num_threads(job.threads)
     baseline = max_rss_bytes()
@@ -172,7 +172,7 @@ def run_job(job: SpeedJob, progress: bool = True) -> dict:
 
 
 def _time_tts(speech, job: SpeedJob, progress: bool) -> dict[str, dict[str, float]]:
-    from unispeech.audio import load_audio
+    from unispeech.audio.features import load_audio
 
     rate = speech.sample_rate
     audios = {i: load_audio(job.clips[i]["path"], rate) for pair in job.pairs for i in pair}

@@ -36,7 +36,7 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
-from unispeech.audio import WHISPER_SAMPLE_RATE, AudioError, load_audio
+from unispeech.audio.features import WHISPER_SAMPLE_RATE, AudioError, load_audio
 from unispeech.benchmarks.asr import Transcriber
 from unispeech.benchmarks.clips import Clip, Skipped, require_some
 from unispeech.benchmarks.report import (
@@ -49,7 +49,7 @@ from unispeech.benchmarks.report import (
     skipped_section,
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, total
-from unispeech.synthesis import SynthesisOptions
+from unispeech.tasks.synthesis import SynthesisOptions
 
 if TYPE_CHECKING:
     from unispeech.api import Unispeech
