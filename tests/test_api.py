@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -53,8 +55,8 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
     seen = []
     original = Unispeech._use
 
-    def spy(self, task):
-        original(self, task)
+    def spy(self, task, language=None):
+        original(self, task, language)
         seen.append((task, active_task(self.model)))
 
     Unispeech._use = spy
@@ -65,6 +67,58 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
     finally:
         Unispeech._use = original
     assert seen == [("asr", "asr"), ("ger", "ger"), ("tts", None)], "no tts adapter: the bare base model"
+
+
+def save_adapters(tiny_dir, folder, subfolders):
+    """Adapters of the tiny model, each freshly made, saved under `folder` (`asr`, `de/asr` ...)."""
+    base = load(tiny_dir, adapters=None).model.state_dict()
+    for subfolder in subfolders:
+        model, _ = tiny_model()
+        model.load_state_dict(base)
+        task = subfolder.rsplit("/", 1)[-1]
+        add_task_adapter(model, task)
+        save_task_adapter(model, task, folder / subfolder)
+
+
+def test_each_call_picks_the_adapter_of_its_language(tiny_dir, tmp_path, monkeypatch, caplog):
+    """English adapters sit in the folder, German ones in de/; a call's language picks one, and a
+    language without an adapter for the task gets the English one, with a warning."""
+    save_adapters(tiny_dir, tmp_path, ["asr", "tts", "de/asr"])
+    speech = load(tiny_dir, adapters=tmp_path, languages=("en", "de"))
+    assert sorted(speech.tasks) == ["asr", "asr-de", "tts"]
+    seen = []
+    original = Unispeech._use
+
+    def spy(self, task, language=None):
+        original(self, task, language)
+        seen.append(active_task(self.model))
+
+    monkeypatch.setattr(Unispeech, "_use", spy)
+    clip = speech_clip(0.3, 16000)
+    for language in (None, "de", "fr"):
+        speech.transcribe(clip, dataclasses.replace(FAST, language=language), sampling_rate=16000)
+    speech.speak(
+        "x", noise_clip(0.3, 22050), "y", SynthesisOptions(steps=1, duration=0.2, language="de"), 22050
+    )
+    assert seen == ["asr", "asr-de", "asr", "tts"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert "no 'asr' adapter is loaded for 'fr': the English one serves" in warnings
+    assert "no 'tts' adapter is loaded for 'de': the English one serves" in warnings
+
+
+def test_a_language_without_adapters_is_served_by_the_english_ones(tiny_dir, tmp_path, caplog):
+    save_adapters(tiny_dir, tmp_path, ["asr"])
+    speech = load(tiny_dir, adapters=tmp_path, languages=("en", "fr"))
+    assert speech.tasks == ["asr"]
+    assert f"no adapters for 'fr' in {tmp_path / 'fr'}: the English ones serve it" in caplog.messages
+
+
+def test_a_wrong_task_in_a_language_folder_is_refused_before_the_model_loads(tiny_dir, tmp_path, monkeypatch):
+    save_adapters(tiny_dir, tmp_path, ["asr", "de/tts"])
+    (tmp_path / "de" / "asr").symlink_to(tmp_path / "de" / "tts")  # a TTS adapter placed as de/asr/
+    monkeypatch.setattr("unispeech.api.load_parts", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(AdapterMismatchError, match="holds task 'tts', not 'asr'"):
+        load(tiny_dir, adapters=tmp_path, languages=("en", "de"))
 
 
 def test_many_lists_need_one_recording_each(speech):

@@ -130,6 +130,25 @@ def test_transcribe_bad_input(capsys, tiny_dir, tmp_path, make, message):
     _one_line_error(capsys, "transcribe", message)
 
 
+def test_transcribe_in_another_language_uses_its_adapters(capsys, tiny_dir, tmp_path, monkeypatch):
+    from tests.conftest import speech_clip
+    from tests.test_api import save_adapters
+    from unispeech.api import Unispeech
+    from unispeech.model.adapters import active_task
+
+    save_adapters(tiny_dir, tmp_path / "adapters", ["asr", "de/asr"])
+    used = []
+    original = Unispeech._use
+    monkeypatch.setattr(
+        Unispeech, "_use", lambda self, *a: original(self, *a) or used.append(active_task(self.model))
+    )
+    audio = _write(tmp_path / "a.wav", speech_clip(0.5, 16000))
+    model = ["--model", str(tiny_dir), "--adapters", str(tmp_path / "adapters")]
+    for language in ("de", "en"):
+        assert main(["transcribe", audio, "--language", language, *model]) == 0
+    assert used == ["asr-de", "asr"]
+
+
 def test_transcribe_very_long_audio(capsys, tiny_dir, tmp_path):
     from tests.conftest import speech_clip
 

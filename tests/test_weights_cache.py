@@ -245,6 +245,13 @@ def test_adapter_dir_finds_the_shipped_adapters_in_a_checkout_and_an_installatio
         adapter_dir("smol", "../asr")
 
 
+def test_another_languages_adapters_sit_in_a_folder_named_by_its_code(tmp_path):
+    assert adapter_dir("smol", "asr", root=tmp_path, language="en") == tmp_path / "smol" / "asr"
+    assert adapter_dir("smol", "asr", root=tmp_path, language="de") == tmp_path / "smol" / "de" / "asr"
+    with pytest.raises(ValueError, match=r"language '\.\./de' is not a folder name"):
+        adapter_dir("smol", "asr", root=tmp_path, language="../de")
+
+
 def test_the_wheel_lists_every_package_and_ships_the_adapters():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     root = CHECKOUT_ADAPTERS.parent

@@ -4,6 +4,14 @@
 shipped for it (`adapters/smol/<task>/`, see `weights.cache.adapter_dir`). A `Unispeech` object
 serves all three tasks: each call switches to its task's adapter when one is loaded, and runs the
 bare base model otherwise (which has not learned that task: its output is then not meaningful).
+
+Adapters are per language. Those directly in a folder of adapters are English
+(`weights.cache.ADAPTER_LANGUAGE`); another language's sit in a folder named by its ISO code
+(`adapters/smol/de/asr/`) and load under the name `asr-de` (`adapter_name`) beside the English
+ones: `load("smol", languages=("en", "de"))`. Each call picks its adapter by its options'
+`language` (`TranscriptionOptions(language="de")`, `SynthesisOptions(language="de")`); a language
+without an adapter for the task falls back to the English one, with a warning once.
+
 Run-time options are frozen dataclasses (`TranscriptionOptions`, `SynthesisOptions`,
 `CorrectionOptions`); change one with `dataclasses.replace`.
 """
@@ -25,7 +33,7 @@ from unispeech.model.sequences import ASR, GER, TASKS, TTS
 from unispeech.tasks.correction import CorrectionOptions, correct
 from unispeech.tasks.synthesis import SynthesisOptions, speak, split_sentences
 from unispeech.tasks.transcription import Transcription, TranscriptionOptions, transcribe
-from unispeech.weights.cache import MODELS, adapter_dir
+from unispeech.weights.cache import ADAPTER_LANGUAGE, MODELS, adapter_subpath, model_adapters
 from unispeech.weights.pretrained import load_parts
 
 logger = logging.getLogger(__name__)
@@ -48,23 +56,38 @@ class Unispeech:
         """The tasks whose adapters are loaded."""
         return loaded_tasks(self.model)
 
-    def load_adapter(self, path: str | Path, task: str | None = None) -> str:
-        """Load a task adapter folder (checked against this base model); returns its task. A
-        registry `task` (one of `TASKS`) refuses a folder that holds another task."""
-        return load_task_adapter(self.model, path, task)
+    def load_adapter(
+        self, path: str | Path, task: str | None = None, language: str = ADAPTER_LANGUAGE
+    ) -> str:
+        """Load a task adapter folder (checked against this base model); returns the name it is loaded
+        under. A registry `task` (one of `TASKS`) refuses a folder that holds another task; in
+        another `language` than English it loads as `adapter_name(task, language)`."""
+        if task is None or language == ADAPTER_LANGUAGE:
+            return load_task_adapter(self.model, path, task)
+        check_adapter_task(path, task)
+        return load_task_adapter(self.model, path, adapter_name(task, language))
 
     def set_task(self, task: str | None) -> None:
         """Make `task`'s adapter active, or `None` for the bare base model."""
         set_task(self.model, task)
 
-    def _use(self, task: str) -> None:
-        if task in self.tasks:
+    def _use(self, task: str, language: str | None = None) -> None:
+        """Make `task`'s adapter in `language` (None: English) active: the English one when the
+        language has none, the bare base model when the task has none."""
+        name = adapter_name(task, language or ADAPTER_LANGUAGE)
+        if name in self.tasks:
+            set_task(self.model, name)
+        elif task in self.tasks:
+            self._warn_once(name, "no %r adapter is loaded for %r: the English one serves", task, language)
             set_task(self.model, task)
         else:
-            if task not in self._warned:
-                logger.warning("no %r adapter is loaded: the base model has not learned this task", task)
-                self._warned.add(task)
+            self._warn_once(task, "no %r adapter is loaded: the base model has not learned this task", task)
             set_task(self.model, None)
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            logger.warning(message, *args)
+            self._warned.add(key)
 
     def transcribe(
         self,
@@ -74,7 +97,7 @@ class Unispeech:
         progress: bool = False,
     ) -> Transcription | list[Transcription]:
         """Transcribe one recording (a path or an array at `sampling_rate`) or a list of them."""
-        self._use(ASR)
+        self._use(ASR, options.language)
         many = isinstance(audio, (list, tuple))
         results = transcribe(
             self.model, self.processor, audio if many else [audio], options, sampling_rate, progress
@@ -93,10 +116,11 @@ class Unispeech:
         the prompt is transcribed first."""
         split_sentences(text)  # text with nothing to speak fails before the prompt is transcribed
         if prompt_text is None:
-            prompt_text = self.transcribe(prompt, sampling_rate=prompt_sampling_rate).text
+            hearing = TranscriptionOptions(language=options.language)
+            prompt_text = self.transcribe(prompt, hearing, sampling_rate=prompt_sampling_rate).text
             if not prompt_text:
                 raise ValueError("the voice prompt could not be transcribed (silent?): pass its transcript")
-        self._use(TTS)
+        self._use(TTS, options.language)
         return speak(
             self.model, self.processor, self.vocoder, text, prompt, prompt_text, options, prompt_sampling_rate
         )
@@ -135,32 +159,43 @@ def _nbest_lists(nbest: object) -> tuple[list, bool]:
     )
 
 
+def adapter_name(task: str, language: str) -> str:
+    """The name `task`'s adapter in `language` is loaded under: the task for English, else
+    `<task>-<language>` (`asr-de`)."""
+    return task if language == ADAPTER_LANGUAGE else f"{task}-{language}"
+
+
 def load(
     name_or_path: str | Path = "smol",
     adapters: str | Path | None = "shipped",
     attn_implementation: str = "sdpa",
+    languages: SequenceOf[str] = (ADAPTER_LANGUAGE,),
 ) -> Unispeech:
-    """A model by name (from the weight cache) or from a saved folder, with its task adapters:
-    `"shipped"` loads those shipped for a named model that exist (`weights.cache.adapter_dir`), a
-    path loads every task folder under it (`<path>/asr/` must hold an ASR adapter, and so on),
-    `None` none."""
-    if adapters not in (None, "shipped"):
-        tasks = [task for task in TASKS if (Path(adapters) / task).is_dir()]
-        if not tasks:
-            raise FileNotFoundError(f"no task adapter folders ({', '.join(TASKS)}) in {adapters}")
-        for task in tasks:  # a folder of the wrong task is refused before the model loads
-            check_adapter_task(Path(adapters) / task, task)
+    """A model by name (from the weight cache) or from a saved folder, with its task adapters in
+    each of `languages` (ISO codes): `"shipped"` loads those shipped for a named model that exist
+    (`weights.cache.adapter_dir`), a path every task folder under it (`<path>/asr/` must hold an ASR
+    adapter, `<path>/de/asr/` a German one: `weights.cache.adapter_subpath`), `None` none. A language
+    without adapters is served by the English ones (a warning says so); a path without any task
+    folder is refused, before the model loads."""
+    languages = (languages,) if isinstance(languages, str) else tuple(languages)
+    if adapters == "shipped":
+        root = model_adapters(str(name_or_path)) if str(name_or_path) in MODELS else None
+    else:
+        root = None if adapters is None else Path(adapters)
+    folders: dict[tuple[str, str], Path] = {}  # (task, language) → its adapter folder
+    for language in languages if root is not None else ():
+        found = {(task, language): root / adapter_subpath(task, language) for task in TASKS}
+        found = {key: folder for key, folder in found.items() if folder.is_dir()}
+        if not found and language != ADAPTER_LANGUAGE:
+            logger.warning("no adapters for %r in %s: the English ones serve it", language, root / language)
+        folders.update(found)
+    if adapters not in (None, "shipped") and not folders:
+        raise FileNotFoundError(f"no task adapter folders ({', '.join(TASKS)}) in {adapters}")
+    for (task, _), folder in folders.items():  # the wrong task is refused before the model loads
+        check_adapter_task(folder, task)
     parts = load_parts(name_or_path, attn_implementation)
     speech = Unispeech(parts.model, parts.processor, parts.vocoder)
-    if adapters is not None:
-        for task in TASKS:
-            if adapters == "shipped":
-                if str(name_or_path) not in MODELS:
-                    break
-                folder = adapter_dir(str(name_or_path), task)
-            else:
-                folder = Path(adapters) / task
-            if folder.is_dir():
-                speech.load_adapter(folder, task)
-        set_task(speech.model, None)
+    for (task, language), folder in folders.items():
+        speech.load_adapter(folder, task, language)
+    set_task(speech.model, None)
     return speech

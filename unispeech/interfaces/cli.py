@@ -363,7 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flag(
         transcribe, DECODING, "beam_size", type=int, help="beam width (default: greedy, or N with --nbest)"
     )
-    add_option_flag(transcribe, TRANSCRIPTION, "language", help="a language hint, e.g. en")
+    add_option_flag(
+        transcribe,
+        TRANSCRIPTION,
+        "language",
+        help="the language spoken (ISO code): a prompt hint, and which adapters listen",
+    )
     add_option_flag(transcribe, TRANSCRIPTION, "batch_size", type=int, help="windows decoded together")
     transcribe.add_argument("--json", action="store_true", help="one JSON object per file")
     add_ctc_flags(transcribe)

@@ -34,6 +34,7 @@ SYNTHESIS_FLAGS: dict[str, tuple[type, str]] = {
     "duration": (float, "seconds of speech to generate (default: estimated)"),
     "seed": (int, "noise seed"),
     "start_time": (float, "ODE start time: 0 from noise, 1 the phoneme prior alone"),
+    "language": (str, "the text's language, an ISO code: its phonemes, and which adapters speak"),
     "max_text_characters": (int, "refuse longer text (default: any length)"),
 }
 CTC_FIELDS = ("ctc_weight", "speculative")
@@ -139,10 +140,14 @@ def adapters_choice(args: argparse.Namespace) -> str | None:
 
 
 def load_speech(args: argparse.Namespace) -> Unispeech:
-    """The `Unispeech` that `--model` and `--adapters` name."""
+    """The `Unispeech` that `--model` and `--adapters` name; a `--language` other than English loads
+    that language's adapters beside the English ones (`unispeech.api.load`)."""
     from unispeech.api import load
+    from unispeech.weights.cache import ADAPTER_LANGUAGE
 
-    return load(args.model, adapters=adapters_choice(args))
+    language = getattr(args, "language", None)
+    languages = (ADAPTER_LANGUAGE,) if language in (None, ADAPTER_LANGUAGE) else (ADAPTER_LANGUAGE, language)
+    return load(args.model, adapters=adapters_choice(args), languages=languages)
 
 
 def add_ctc_flags(command: argparse.ArgumentParser) -> None:

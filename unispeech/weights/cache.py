@@ -85,6 +85,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 INSTALLED_ADAPTERS = PACKAGE_DIR / "shipped_adapters"
 CHECKOUT_ADAPTERS = PACKAGE_DIR.parent / "adapters"
 FOLDER_NAME = re.compile(r"[A-Za-z0-9_-]+")  # one folder: no separators, no '..'
+ADAPTER_LANGUAGE = "en"  # the adapters directly in a model's folder; another language's sit in <language>/
 
 
 class WeightsError(RuntimeError):
@@ -165,13 +166,32 @@ def adapter_root() -> Path:
     return INSTALLED_ADAPTERS
 
 
-def adapter_dir(model_name: str, task: str, root: str | Path | None = None) -> Path:
-    """The folder of `task`'s adapter for base `model_name`: `<root>/<model_name>/<task>/`, `root`
-    defaulting to `adapter_root()`."""
-    for what, name in (("model name", model_name), ("task", task)):
-        if not FOLDER_NAME.fullmatch(name):
-            raise ValueError(f"{what} {name!r} is not a folder name (letters, digits, '_' and '-' only)")
-    return Path(root if root is not None else adapter_root()) / model_name / task
+def adapter_dir(
+    model_name: str, task: str, root: str | Path | None = None, language: str = ADAPTER_LANGUAGE
+) -> Path:
+    """The folder of `task`'s adapter in `language` for base `model_name`:
+    `model_adapters(model_name, root) / adapter_subpath(task, language)`."""
+    return model_adapters(model_name, root) / adapter_subpath(task, language)
+
+
+def model_adapters(model_name: str, root: str | Path | None = None) -> Path:
+    """The folder of base `model_name`'s adapters, `<root>/<model_name>/`; `root` defaults to
+    `adapter_root()`."""
+    _check_folder_name("model name", model_name)
+    return Path(root if root is not None else adapter_root()) / model_name
+
+
+def adapter_subpath(task: str, language: str = ADAPTER_LANGUAGE) -> Path:
+    """Where a folder of adapters keeps `task`'s in `language` (an ISO code): `<task>/` for English,
+    `<language>/<task>/` for another language (`de/asr/`)."""
+    _check_folder_name("task", task)
+    _check_folder_name("language", language)
+    return Path(task) if language == ADAPTER_LANGUAGE else Path(language) / task
+
+
+def _check_folder_name(what: str, name: str) -> None:
+    if not FOLDER_NAME.fullmatch(name):
+        raise ValueError(f"{what} {name!r} is not a folder name (letters, digits, '_' and '-' only)")
 
 
 def sha256_of(path: Path) -> str:
