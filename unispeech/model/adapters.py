@@ -21,7 +21,7 @@ must hold that task: a folder recorded as another registry task is refused
 (`AdapterMismatchError`), one recorded under a free name (a `joint` adapter, a second version) is
 taken when it holds the task's modules; under a free name (`task="asr_first"`) any folder loads.
 
-    model = unispeech.weights.pretrained.load("smol").model             # the base
+    model = unispeech.weights.pretrained.load_parts("smol").model  # the base
     load_task_adapter(model, cache.adapter_dir("smol", "asr"))  # now active: "asr"
     load_task_adapter(model, cache.adapter_dir("smol", "tts"))  # now active: "tts"
     set_task(model, "asr"); set_task(model, None)               # switch; bare base
