@@ -204,6 +204,24 @@ def test_the_shipped_tts_adapter_speaks_words_whisper_hears(shipped):
 
 
 @pytest.mark.real
+def test_the_german_tts_adapter_beside_the_english_ones_changes_nothing_english(shipped):
+    """Installed beside the English adapters (adapters/smol/de/tts/), the German one speaks German
+    text and the English adapter's speech stays bit for bit what it was."""
+    from unispeech.samples import LJSPEECH_SAMPLE
+
+    both = load("smol", languages=("en", "de"))
+    assert "tts-de" in both.tasks
+    sample = (LJSPEECH_SAMPLE.path, LJSPEECH_SAMPLE.text)
+    english = both.speak("Hello there.", *sample)
+    np.testing.assert_array_equal(english, shipped.speak("Hello there.", *sample))
+    german = SynthesisOptions(language="de")
+    both.speak("Guten Tag.", *sample, german)
+    assert active_task(both.model) == "tts-de"
+    shipped.speak("Guten Tag.", *sample, german)
+    assert active_task(shipped.model) == "tts", "no German adapter loaded: the English one serves"
+
+
+@pytest.mark.real
 def test_the_shipped_ger_adapter_copies_a_right_transcript_and_leaves_short_lists_alone(shipped):
     """A right 1-best stays (whisper-base's N-best list of an LJSpeech dev clip), and so does a
     one-item list: the previous adapter answered "hello world" with "seven"."""
