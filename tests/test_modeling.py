@@ -186,7 +186,10 @@ def _same_draw(model, batch) -> FlowMatchingExample:
     return example
 
 
-def test_a_loaded_model_keeps_its_encoder_frozen(tiny_dir):
-    model = UnispeechLMModel.from_pretrained(tiny_dir)
+@pytest.mark.parametrize("with_info", [False, True])
+def test_a_loaded_model_keeps_its_encoder_frozen(tiny_dir, with_info):
+    loaded = UnispeechLMModel.from_pretrained(tiny_dir, output_loading_info=with_info)
+    model, info = loaded if with_info else (loaded, None)
     assert not any(parameter.requires_grad for parameter in model.encoder.parameters())
     assert all(parameter.requires_grad for parameter in model.projector.parameters())
+    assert info is None or not info["missing_keys"]

@@ -33,6 +33,18 @@ def _transcribe(whisper_model, audio_16k):
 
 
 @pytest.mark.real
+def test_the_converted_cache_holds_every_weight_of_the_model():
+    """A cache converted before a module was added loads with that module freshly initialised, and
+    transformers prints a report of the missing weights on every command (the phoneme prior was
+    missing from layout 5): the layout must move with the model."""
+    from unispeech.model.modeling import UnispeechLMModel
+    from unispeech.weights.cache import MODEL_DIR
+
+    _, info = UnispeechLMModel.from_pretrained(cache_dir("smol") / MODEL_DIR, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+
+
+@pytest.mark.real
 def test_whisper_from_our_conversion_transcribes_a_real_clip(whisper_base):
     audio = load_audio(LJSPEECH_SAMPLE.path, WHISPER_SAMPLE_RATE)
     assert word_error_rate([LJSPEECH_SAMPLE.text], [_transcribe(whisper_base, audio)]) == 0.0

@@ -85,10 +85,11 @@ class UnispeechLMModel(UnispeechLMPreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs) -> UnispeechLMModel:
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, *args, **kwargs) -> UnispeechLMModel | tuple[UnispeechLMModel, dict]:
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True: (model, info)
         model.encoder.requires_grad_(not model.config.freeze_encoder)  # loading makes fresh parameters
-        return model
+        return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """The base model only: with task adapters attached, the backbone's layers are wrapped and the

@@ -63,8 +63,9 @@ MANIFEST_NAME = "manifest.json"
 # The layout of a converted cache; a cache of another layout is converted again. 2: the projector
 # has an output norm. 3: the flow head patches 4 mel frames per position. 4: the backbone's config
 # keeps no GGUF `quantization_config` (its weights are float32), so QLoRA can load it. 5: the flow
-# head has the phoneme table and the duration predictor (explicitly aligned TTS).
-CACHE_LAYOUT = 5
+# head has the phoneme table and the duration predictor (explicitly aligned TTS). 6: and the
+# phoneme prior (a cache without it loaded with a report of missing weights on every command).
+CACHE_LAYOUT = 6
 MODEL_DIR = "model"
 WHISPER_FILE = "whisper-base.safetensors"
 VOCODER_FILE = "hifigan/generator.safetensors"
