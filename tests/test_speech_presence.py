@@ -26,7 +26,7 @@ def test_real_speech_is_heard_where_it_is(speech):
 
 def test_speech_that_starts_at_the_first_sample_is_heard(speech):
     """The lead silence settles the network before the first word; without it, a word starting at
-    sample 0 may be missed (as 11 of 300 FSDD digits were)."""
+    sample 0 may be missed (as 13 of 300 FSDD digits were)."""
     first_word = speech[int(0.05 * WHISPER_SAMPLE_RATE) : int(0.6 * WHISPER_SAMPLE_RATE)]
     assert DETECTOR.holds_speech(first_word, WHISPER_SAMPLE_RATE)
 

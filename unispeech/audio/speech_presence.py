@@ -8,13 +8,13 @@ speech probability for every 32 ms frame, turned into speech segments by the pac
 hysteresis (`get_speech_timestamps`). A recording holds speech when one segment lasts at least
 `min_speech_seconds`.
 
-The network settles its recurrent state on the first frames it hears, and missed 11 of 300 FSDD
+The network settles its recurrent state on the first frames it hears, and missed 13 of 300 FSDD
 digits that start at the recording's first sample; a quarter second of silence put in front of the
-audio lets it hear every one (`lead_silence_seconds`). The defaults were chosen on training-side clips
-(`python eval/speech_presence.py`: 450 non-speech clips of `unispeech data nonspeech` and 560
-clips of FSDD, Kathleen, LibriSpeech speakers and LJSpeech train); NOTES and the ASR card give the dev
-figures. What it does not catch is music-like note sequences, which it hears as song: that is left
-to the ASR adapter, which trains on them with empty transcripts.
+audio lets it hear all but one (`lead_silence_seconds`). The defaults were chosen on training-side
+clips only (450 non-speech clips of `unispeech data nonspeech`, 560 clips of FSDD, Kathleen,
+LibriSpeech speakers and LJSpeech train); `python eval/speech_presence.py` measures any setting, and
+the ASR card gives the dev figures. What it does not catch is music-like note sequences, which it
+hears as song: that is left to ASR training, on non-speech clips with empty transcripts.
 """
 
 from __future__ import annotations
