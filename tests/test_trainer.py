@@ -229,6 +229,40 @@ def test_dev_wer_by_ctc_during_the_warm_up_then_by_the_llm(manifest, tmp_path):
     assert {"matched", "mismatched"} == set(dev[1]["dev_loss"])
 
 
+def test_dev_decodes_with_the_language_hint_the_recipe_trains_with(manifest, tmp_path, monkeypatch):
+    """A recipe trained with language hints is scored with them: each dev clip decoded with its own
+    language before the transcript, as training wrote it."""
+    from unispeech.training import trainer
+
+    german = manifest.parent / "de.jsonl"  # beside the clips it names
+    german.write_text(
+        "".join(
+            json.dumps({**json.loads(line), "lang": "de"}) + "\n"
+            for line in manifest.read_text().splitlines()
+        )
+    )
+    hints = []
+    original = trainer.transcribe
+
+    def spy(model, processor, audios, options):
+        hints.append(options.language)
+        return original(model, processor, audios, options)
+
+    monkeypatch.setattr(trainer, "transcribe", spy)
+    for hinted in (True, False):
+        source = {"task": "asr", "manifest": str(german), "language_hint": hinted}
+        recipe = make_recipe(
+            manifest,
+            tmp_path / f"run-{hinted}",
+            steps=2,
+            sources=[source],
+            ctc={"warmup_steps": 0, "weight": 0.3},
+            dev={"manifest": str(german), "every": 2, "limit": 2},
+        )
+        Trainer(recipe, show_progress=False).train()
+    assert hints == ["de", None]
+
+
 def test_a_damaged_latest_checkpoint_is_passed_over(manifest, tmp_path, caplog):
     recipe = make_recipe(manifest, tmp_path / "run")
     assert Trainer(recipe, show_progress=False, on_step=stop_at(4, signal.SIGINT)).train().stopped  # Ctrl-C

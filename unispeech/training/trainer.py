@@ -47,7 +47,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from unispeech.data.manifest import read_manifest
+from unispeech.data.manifest import DEFAULT_LANGUAGE, Utterance, read_manifest
 from unispeech.evaluation.metrics import word_error_rate
 from unispeech.evaluation.reliance import audio_reliance
 from unispeech.files import atomic_write_text
@@ -56,7 +56,7 @@ from unispeech.model.ctc import CtcHead
 from unispeech.model.modeling import UnispeechLMModel
 from unispeech.model.processor import AsrSample, UnispeechLMProcessor
 from unispeech.model.sequences import ASR, TASKS
-from unispeech.tasks.transcription import transcribe
+from unispeech.tasks.transcription import TranscriptionOptions, transcribe
 from unispeech.training.augmentation import TimeMasking, mask_time
 from unispeech.training.checkpoints import checkpoints, latest_checkpoint, prune, publish, staging_folder
 from unispeech.training.data import Example, TrainingData
@@ -391,6 +391,25 @@ class Trainer:
                 stream.write(json.dumps(record) + "\n")
 
     @torch.no_grad()
+    def _dev_transcripts(
+        self,
+        model: UnispeechLMModel,
+        processor: UnispeechLMProcessor,
+        utterances: list[Utterance],
+        audios: list[str],
+    ) -> list[str]:
+        """The dev clips' transcripts, each decoded with its language as the hint when the recipe
+        trains with hints (decoding without the hint it learned to follow writes little or nothing)."""
+        hinted = any(source.language_hint for source in self.recipe.sources)
+        texts = [""] * len(audios)
+        for language in dict.fromkeys(utterance.lang for utterance in utterances):
+            indices = [i for i, utterance in enumerate(utterances) if utterance.lang == language]
+            options = TranscriptionOptions(language=language if hinted else None)
+            results = transcribe(model, processor, [audios[i] for i in indices], options)
+            for i, result in zip(indices, results, strict=True):
+                texts[i] = result.text
+        return texts
+
     def _dev(
         self,
         accelerator: Accelerator,
@@ -415,7 +434,7 @@ class Trainer:
                     log_probs = ctc(speech[0], inner.model.backbone.get_input_embeddings())
                     hypotheses = [processor.tokenizer.decode(ids) for ids in ctc.decode(log_probs, speech[1])]
                 else:
-                    hypotheses = [t.text for t in transcribe(inner.model, processor, audios)]
+                    hypotheses = self._dev_transcripts(inner.model, processor, utterances, audios)
                     reliance = audio_reliance(inner.model, processor, audios, references)
                     record["dev_loss"] = {"matched": reliance.matched, "mismatched": reliance.mismatched}
             finally:
@@ -423,7 +442,7 @@ class Trainer:
                 inner.model.encoder.eval()
             record.update(
                 step=step,
-                dev_wer=word_error_rate(references, hypotheses),
+                dev_wer=word_error_rate(references, hypotheses, _one_language(utterances)),
                 dev_decoder="ctc" if ctc_only else "llm",
                 dev_example={"reference": references[0], "hypothesis": hypotheses[0]},
             )
@@ -539,6 +558,12 @@ class _WindowPart:
     padded: int
     seconds: float
     peak_memory_gb: float
+
+
+def _one_language(utterances: list[Utterance]) -> str:
+    """The utterances' language when they share one (its text normaliser scores them), else English."""
+    languages = {utterance.lang for utterance in utterances}
+    return languages.pop() if len(languages) == 1 else DEFAULT_LANGUAGE
 
 
 def _combine(parts: list[_WindowPart]) -> dict[str, float]:
