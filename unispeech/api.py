@@ -53,7 +53,7 @@ class Unispeech:
 
     @property
     def tasks(self) -> list[str]:
-        """The tasks whose adapters are loaded."""
+        """The names the loaded adapters go by: their tasks (`asr`), and `asr-de` for another language."""
         return loaded_tasks(self.model)
 
     def load_adapter(
