@@ -18,6 +18,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from unispeech.audio.features import WHISPER_SAMPLE_RATE, load_audio
@@ -49,20 +50,22 @@ def main() -> None:
             clips.append((group, utterance.path(manifest)))
 
     heard: dict[str, list[bool]] = defaultdict(list)
-    nonspeech: list[tuple[str, Path]] = []
+    nonspeech: list[tuple[str, np.ndarray]] = []  # (group, 16 kHz audio), kept for --transcribe
     for group, path in tqdm(clips, desc="speech presence", unit="clip"):
-        heard[group].append(detector.holds_speech(load_audio(path, WHISPER_SAMPLE_RATE), WHISPER_SAMPLE_RATE))
-        if group.startswith("non-speech"):
-            nonspeech.append((group, path))
+        audio = load_audio(path, WHISPER_SAMPLE_RATE)
+        heard[group].append(detector.holds_speech(audio, WHISPER_SAMPLE_RATE))
+        if args.transcribe and group.startswith("non-speech"):
+            nonspeech.append((group, audio))
 
     written: dict[str, int] = defaultdict(int)
-    if args.transcribe and nonspeech:
+    if nonspeech:
         import unispeech
         from unispeech.tasks.transcription import TranscriptionOptions
 
         model = unispeech.load("smol")
         options = TranscriptionOptions(speech_presence=detector)
-        texts = model.transcribe([str(path) for _, path in nonspeech], options, progress=True)
+        audios = [audio for _, audio in nonspeech]
+        texts = model.transcribe(audios, options, WHISPER_SAMPLE_RATE, progress=True)
         for (group, _), result in zip(nonspeech, texts, strict=True):
             written[group] += bool(result.text)
 
