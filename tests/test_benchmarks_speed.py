@@ -6,6 +6,7 @@ from tests.benchmark_helpers import RATE, tiny_whisper, write_corpus
 from unispeech.benchmarks import speed
 from unispeech.benchmarks.clips import read_clips
 from unispeech.interfaces.cli import EXIT_USER_ERROR, main
+from unispeech.model.flow import FlowMatching
 
 GIB = speed.GIB
 ROWS = [
@@ -92,7 +93,7 @@ def test_the_ctc_options_reach_our_model_only(manifest):
         speed.SpeedOptions(ctc_weight=0.3, speculative=True)
 
 
-def test_jobs_run_in_process_with_tiny_models(manifest, tiny_dir, tmp_path):
+def test_jobs_run_in_process_with_tiny_models(manifest, tiny_dir, tmp_path, monkeypatch):
     clips = [{"path": str(c.path), "lang": "en", "text": c.utterance.text} for c in read_clips([manifest])]
     common = {"adapters": None, "whisper": str(tiny_whisper(tmp_path / "w.safetensors")), "clips": clips[:2]}
     common |= {"threads": 1, "warmup": False}
@@ -102,10 +103,28 @@ def test_jobs_run_in_process_with_tiny_models(manifest, tiny_dir, tmp_path):
             result["audio_seconds"] == pytest.approx((8000 + 16000) / RATE) and result["compute_seconds"] > 0
         )
         assert result["peak_rss_bytes"] >= result["baseline_rss_bytes"] > 0
-    tts_job = speed.SpeedJob(speed.TTS, str(tiny_dir), pairs=[(0, 1)], nfe=[1, 2], **common)
+    integrations = []
+    sample = FlowMatching.sample
+
+    def counting_sample(velocity_fn, noise, steps, *args, start_time=0.0, **kwargs):
+        integrations.append((steps, start_time))
+        return sample(velocity_fn, noise, steps, *args, start_time=start_time, **kwargs)
+
+    monkeypatch.setattr(FlowMatching, "sample", staticmethod(counting_sample))
+    tts_job = speed.SpeedJob(speed.TTS, str(tiny_dir), pairs=[(0, 1)], nfe=[0, 2], start_time=0.5, **common)
     result = speed.run_job(tts_job, progress=False)
-    assert set(result["nfe"]) == {"1", "2"} and result["pairs"] == 1
+    assert set(result["nfe"]) == {"0", "2"} and result["pairs"] == 1
     assert all(t["generated_seconds"] > 0 and t["compute_seconds"] > 0 for t in result["nfe"].values())
+    assert integrations == [(2, 0.5)], "NFE 0 speaks the prior without integrating; NFE 2 starts at 0.5"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"nfe": (-1,)}, "nfe must be step counts >= 0"), ({"start_time": 1.0}, r"start_time .* \[0, 1\)")],
+)
+def test_bad_tts_sweeps_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        speed.SpeedOptions(**fields)
 
 
 def test_a_child_process_reports_its_peak_memory(manifest, tiny_dir):

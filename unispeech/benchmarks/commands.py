@@ -196,13 +196,13 @@ def _eval_speed(args: argparse.Namespace) -> None:
     from unispeech.benchmarks.report import number, write_report
     from unispeech.benchmarks.speed import DEFAULT_CLIPS, SpeedOptions, measure_speed, speed_report
 
-    fields = given(args, "tts_clips", "threads", "language_hint", *CTC_FIELDS)
+    fields = given(args, "tts_clips", "start_time", "threads", "language_hint", *CTC_FIELDS)
     if args.nfe is not None:
         try:
             fields["nfe"] = tuple(int(steps) for steps in args.nfe.split(","))
         except ValueError:
             raise ValueError(
-                f"--nfe takes comma-separated step counts, e.g. 8,16,32; got {args.nfe!r}"
+                f"--nfe takes comma-separated step counts, e.g. 0,2,4,8; got {args.nfe!r}"
             ) from None
     options = SpeedOptions(warmup=not args.no_warmup, **fields)
     limit = DEFAULT_CLIPS if args.limit is None and args.sample is None else args.limit
@@ -311,7 +311,10 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     common(speed, "smol or a saved model folder (compared with whisper-base)")
     speed.add_argument("--limit", type=int, help="only the first N utterances of each manifest (10)")
     speed.add_argument("--sample", type=int, help="N utterances spread evenly over each manifest")
-    add_option_flag(speed, SPEED_OPTIONS, "nfe", help="TTS step counts timed, comma-separated")
+    add_option_flag(
+        speed, SPEED_OPTIONS, "nfe", help="TTS step counts timed, comma-separated (0: the prior alone)"
+    )
+    add_option_flag(speed, SPEED_OPTIONS, "start_time", type=float, help="where the ODE starts for NFE > 0")
     add_option_flag(speed, SPEED_OPTIONS, "tts_clips", type=int, help="clips spoken per NFE (0: no TTS)")
     add_option_flag(
         speed, SPEED_OPTIONS, "threads", type=int, help="torch threads in every process (default: as here)"

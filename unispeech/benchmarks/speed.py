@@ -1,6 +1,6 @@
 """The speed benchmark: ASR real-time factor and peak memory of a unispeech model and of
 openai-whisper base, side by side on the same clips and machine, as ratios; and TTS real-time
-factor at several NFE (ODE steps).
+factor at several NFE (ODE steps; NFE 0 is the phoneme prior alone, the shipped default).
 
 Each system runs in a fresh child process (`python -m unispeech.benchmarks.speed JOB RESULT`),
 one after the other, so that neither inherits the other's memory, caches or warm-up. Memory is
@@ -45,7 +45,7 @@ from unispeech.tasks.decoding import DecodingOptions
 from unispeech.tasks.synthesis import SynthesisOptions
 
 ASR, TTS = "asr", "tts"
-DEFAULT_NFE = (8, 16, 32)
+DEFAULT_NFE = (0, 2, 4, 8)  # 0: the phoneme prior alone (start time 1, no ODE step)
 DEFAULT_CLIPS = 10  # of each manifest, unless told otherwise: enough for a stable ratio, quick on a CPU
 GIB = 2**30
 KIB = 2**10
@@ -54,13 +54,15 @@ SHARED_LIBRARIES = ("torch", "transformers", "whisper", "unispeech.api", "unispe
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    """`nfe`: the TTS step counts timed; `tts_clips`: how many clips TTS speaks (0: no TTS);
+    """`nfe`: the TTS step counts timed (0: the phoneme prior alone, `SynthesisOptions.start_time`
+    1), the ODE started at `start_time` for the others; `tts_clips`: how many clips TTS speaks (0: no TTS);
     `threads`: torch threads in every child (None: this process's count); `warmup`: one untimed
     clip first; `ctc_weight` and `speculative`: how the unispeech model decodes ASR
     (`DecodingOptions`; whisper-base decodes its own way)."""
 
     nfe: tuple[int, ...] = DEFAULT_NFE
     tts_clips: int = 3
+    start_time: float = 0.8  # the adapter card's sweep point: the flow refines 20 % noise over the prior
     threads: int | None = None
     warmup: bool = True
     guidance_strength: float = SynthesisOptions().guidance_strength
@@ -75,8 +77,10 @@ class SpeedOptions:
 
     def __post_init__(self) -> None:
         _ = self.decoding  # validates the decoding fields now, not in the child process
-        if not self.nfe or min(self.nfe) < 1:
-            raise ValueError(f"nfe must be step counts >= 1, got {self.nfe}")
+        if not self.nfe or min(self.nfe) < 0:
+            raise ValueError(f"nfe must be step counts >= 0 (0: the phoneme prior alone), got {self.nfe}")
+        if not 0 <= self.start_time < 1:
+            raise ValueError(f"start_time (of the ODE, NFE > 0) must be in [0, 1), got {self.start_time}")
         if self.tts_clips < 0:
             raise ValueError(f"tts_clips must be >= 0, got {self.tts_clips}")
         if self.threads is not None and self.threads < 1:
@@ -87,7 +91,7 @@ class SpeedOptions:
 class SpeedJob:
     """What one child process runs: `system` (asr or tts) of `model`, on `clips` (path, lang, text);
     ASR decodes with `ctc_weight` and `speculative`; TTS speaks `pairs` (target index, prompt
-    index) at each of `nfe`."""
+    index) at each of `nfe` (from `start_time`; NFE 0: the prior alone)."""
 
     system: str
     model: str
@@ -99,6 +103,7 @@ class SpeedJob:
     language_hint: bool = False
     pairs: list[tuple[int, int]] = field(default_factory=list)
     nfe: list[int] = field(default_factory=list)
+    start_time: float = SpeedOptions().start_time
     guidance_strength: float = SynthesisOptions().guidance_strength
     ctc_weight: float = DecodingOptions().ctc_weight
     speculative: bool = DecodingOptions().speculative
@@ -178,7 +183,10 @@ def _time_tts(speech, job: SpeedJob, progress: bool) -> dict[str, dict[str, floa
     audios = {i: load_audio(job.clips[i]["path"], rate) for pair in job.pairs for i in pair}
 
     def speak(target: int, prompt: int, steps: int):
-        settings = SynthesisOptions(steps=steps, guidance_strength=job.guidance_strength)
+        start_time = job.start_time if steps else 1.0  # NFE 0: the prior, no velocity pass
+        settings = SynthesisOptions(
+            steps=max(steps, 1), start_time=start_time, guidance_strength=job.guidance_strength
+        )
         text, prompt_text = job.clips[target]["text"], job.clips[prompt]["text"]
         return speech.speak(text, audios[prompt], prompt_text, settings, prompt_sampling_rate=rate)
 
@@ -293,6 +301,7 @@ def measure_speed(
             model,
             pairs=indices,
             nfe=list(options.nfe),
+            start_time=options.start_time,
             guidance_strength=options.guidance_strength,
             **common,
         )
@@ -401,8 +410,9 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
         )
         sections.append(
             f"## TTS\n\n`{result.model}` speaking the text of {result.tts['pairs']} clip(s), each in the "
-            f"voice of another clip, at each NFE (classifier-free guidance "
-            f"{result.options.guidance_strength}); peak memory added "
+            f"voice of another clip, at each NFE (0: the phoneme prior alone, no ODE step; the others "
+            f"from start time {result.options.start_time}, classifier-free guidance "
+            f"{result.options.guidance_strength}); vocoder included; peak memory added "
             f"{number(result.tts['peak_added_bytes'] / GIB, 3)} GiB.\n\n{tts_table}"
         )
     sections.append(skipped_section(result.skipped))
