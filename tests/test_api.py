@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import unispeech.api
 from tests.conftest import noise_clip, speech_clip
 from unispeech.api import Unispeech, load
 from unispeech.model.adapters import AdapterMismatchError, active_task, add_task_adapter, save_task_adapter
@@ -56,8 +57,9 @@ def test_adapters_load_from_a_folder_and_each_call_uses_its_task(tiny_dir, tmp_p
     original = Unispeech._use
 
     def spy(self, task, language=None):
-        original(self, task, language)
+        served = original(self, task, language)
         seen.append((task, active_task(self.model)))
+        return served
 
     Unispeech._use = spy
     try:
@@ -85,22 +87,29 @@ def test_each_call_picks_the_adapter_of_its_language(tiny_dir, tmp_path, monkeyp
     language without an adapter for the task gets the English one, with a warning."""
     save_adapters(tiny_dir, tmp_path, ["asr", "tts", "de/asr"])
     speech = load(tiny_dir, adapters=tmp_path, languages=("en", "de"))
-    assert sorted(speech.tasks) == ["asr", "asr-de", "tts"]
-    seen = []
-    original = Unispeech._use
+    assert sorted(speech.tasks) == ["asr", "asr-de", "tts"] and speech.languages == ["en", "de"]
+    seen, hints = [], []
+    original, transcribe = Unispeech._use, unispeech.api.transcribe
 
     def spy(self, task, language=None):
-        original(self, task, language)
+        served = original(self, task, language)
         seen.append(active_task(self.model))
+        return served
+
+    def hint_spy(model, processor, clips, options, *args):
+        hints.append(options.language)
+        return transcribe(model, processor, clips, options, *args)
 
     monkeypatch.setattr(Unispeech, "_use", spy)
+    monkeypatch.setattr(unispeech.api, "transcribe", hint_spy)
     clip = speech_clip(0.3, 16000)
-    for language in (None, "de", "fr"):
+    for language in (None, "en", "de", "fr"):
         speech.transcribe(clip, dataclasses.replace(FAST, language=language), sampling_rate=16000)
     speech.speak(
         "x", noise_clip(0.3, 22050), "y", SynthesisOptions(steps=1, duration=0.2, language="de"), 22050
     )
-    assert seen == ["asr", "asr-de", "asr", "tts"]
+    assert seen == ["asr", "asr", "asr-de", "asr", "tts"]
+    assert hints == [None, None, "de", None], "only German's own adapter learned with a language hint"
     warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert "no 'asr' adapter is loaded for 'fr': the English one serves" in warnings
     assert "no 'tts' adapter is loaded for 'de': the English one serves" in warnings

@@ -149,6 +149,32 @@ def test_messages_reach_a_client_as_written(client, clips):
     ), "no HTML escapes (&#x27;) for an API client"
 
 
+def test_each_tab_listens_and_speaks_in_the_language_chosen(tiny_dir, tmp_path, clips):
+    """With German adapters beside the English ones, the page offers both; German uses German's
+    adapters, English the English ones, and a language the server has no adapters for is refused."""
+    from unispeech.interfaces.demo import DemoHandlers, build_demo
+    from unispeech.model.adapters import active_task, add_task_adapter, save_task_adapter
+    from unispeech.testing import tiny_model
+
+    for subfolder in ("asr", "de/asr", "de/tts"):
+        model, _ = tiny_model()
+        model.load_state_dict(load(tiny_dir, adapters=None).model.state_dict())
+        task = subfolder.rsplit("/", 1)[-1]
+        add_task_adapter(model, task)
+        save_task_adapter(model, task, tmp_path / subfolder)
+    speech = load(tiny_dir, adapters=tmp_path, languages=("en", "de"))
+    handlers = DemoHandlers(speech, SETTINGS)
+    for language, adapter in (("de", "asr-de"), ("en", "asr")):
+        handlers.transcribe(str(clips["speech"]), 1, language)
+        assert active_task(speech.model) == adapter
+    handlers.speak("Guten Tag.", str(clips["prompt"]), "hallo", 1, 0.0, 1.0, 0, 1.0, "de")
+    assert active_task(speech.model) == "tts-de"
+    with pytest.raises(ValueError, match="no adapters for language 'fr': this server has en, de"):
+        handlers.transcribe(str(clips["speech"]), 1, "fr")
+    with pytest.raises(ValueError, match="no adapters for language 'fr'"):
+        build_demo(speech, SETTINGS, language="fr")
+
+
 def test_page_text_escapes_only_what_html_would_read_as_markup():
     plain = 'it\'s "quoted": 3 < 4 & 5 > 2, a<-b, tom & jerry'
     assert page_text(plain) == plain

@@ -18,6 +18,7 @@ Run-time options are frozen dataclasses (`TranscriptionOptions`, `SynthesisOptio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence as SequenceOf
 from pathlib import Path
@@ -56,6 +57,13 @@ class Unispeech:
         """The names the loaded adapters go by: their tasks (`asr`), and `asr-de` for another language."""
         return loaded_tasks(self.model)
 
+    @property
+    def languages(self) -> list[str]:
+        """The languages the loaded adapters serve (ISO codes), English first: it serves every task
+        without an adapter of its own in another language."""
+        others = {name.partition("-")[2] for name in self.tasks} - {"", ADAPTER_LANGUAGE}
+        return [ADAPTER_LANGUAGE, *sorted(others)]
+
     def load_adapter(
         self, path: str | Path, task: str | None = None, language: str = ADAPTER_LANGUAGE
     ) -> str:
@@ -71,18 +79,21 @@ class Unispeech:
         """Make `task`'s adapter active, or `None` for the bare base model."""
         set_task(self.model, task)
 
-    def _use(self, task: str, language: str | None = None) -> None:
+    def _use(self, task: str, language: str | None = None) -> bool:
         """Make `task`'s adapter in `language` (None: English) active: the English one when the
-        language has none, the bare base model when the task has none."""
+        language has none, the bare base model when the task has none. True when the language's own
+        adapter (not English's) serves."""
         name = adapter_name(task, language or ADAPTER_LANGUAGE)
         if name in self.tasks:
             set_task(self.model, name)
-        elif task in self.tasks:
+            return name != task
+        if task in self.tasks:
             self._warn_once(name, "no %r adapter is loaded for %r: the English one serves", task, language)
             set_task(self.model, task)
         else:
             self._warn_once(task, "no %r adapter is loaded: the base model has not learned this task", task)
             set_task(self.model, None)
+        return False
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:
@@ -96,8 +107,13 @@ class Unispeech:
         sampling_rate: int | None = None,
         progress: bool = False,
     ) -> Transcription | list[Transcription]:
-        """Transcribe one recording (a path or an array at `sampling_rate`) or a list of them."""
-        self._use(ASR, options.language)
+        """Transcribe one recording (a path or an array at `sampling_rate`) or a list of them.
+
+        `options.language` picks the adapter, and it is written as the language hint only for a
+        language's own adapter, which learned with it (`train/configs/new-language.yaml`); the
+        English adapters learned without one."""
+        if not self._use(ASR, options.language) and options.language is not None:
+            options = dataclasses.replace(options, language=None)
         many = isinstance(audio, (list, tuple))
         results = transcribe(
             self.model, self.processor, audio if many else [audio], options, sampling_rate, progress

@@ -297,11 +297,13 @@ def _print_nbest_stats(name: str, items, language: str) -> None:
 def _demo(args: argparse.Namespace) -> None:
     try:
         from unispeech.interfaces.demo import DemoSettings, launch
+        from unispeech.weights.cache import ADAPTER_LANGUAGE
     except ModuleNotFoundError as error:
         raise RuntimeError(f"the demo needs gradio ({error}): pip install 'unispeech[demo]'") from None
 
     settings = DemoSettings(**given(args, *DEMO_FLAGS))  # bad settings fail before the model loads
-    launch(load_speech(args), settings, host=args.host, port=args.port)
+    language = args.language or ADAPTER_LANGUAGE
+    launch(load_speech(args), settings, host=args.host, port=args.port, language=language)
 
 
 def _weights_fetch(args: argparse.Namespace) -> None:
@@ -493,6 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve the Gradio demo (needs the demo extra: gradio)")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every one)")
     demo.add_argument("--port", type=int, default=7860)
+    demo.add_argument(
+        "--language", help="ISO code: its adapters load beside the English ones, and the page starts in it"
+    )
     add_option_flags(demo, DEMO, DEMO_FLAGS)  # a given value is checked by DemoSettings
     add_model_flags(demo)
     demo.set_defaults(run=_demo)

@@ -35,6 +35,7 @@ from unispeech.model.sequences import TASKS
 from unispeech.tasks.decoding import DecodingOptions
 from unispeech.tasks.synthesis import SynthesisOptions
 from unispeech.tasks.transcription import TranscriptionOptions
+from unispeech.weights.cache import ADAPTER_LANGUAGE
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +192,13 @@ class DemoHandlers:
         self.speech, self.settings = speech, settings
         self.lock = threading.Lock()  # one model, one active adapter: calls take turns
 
-    def transcribe(self, path: str | None, nbest: float) -> tuple[str, list[list], str]:
+    def transcribe(
+        self, path: str | None, nbest: float, language: str = ADAPTER_LANGUAGE
+    ) -> tuple[str, list[list], str]:
         audio = read_upload(path, WHISPER_SAMPLE_RATE, self.settings, "recording", silence_ok=True)
-        options = TranscriptionOptions(decoding=DecodingOptions.for_n_best(int(nbest)))
+        options = TranscriptionOptions(
+            decoding=DecodingOptions.for_n_best(int(nbest)), language=self.check_language(language)
+        )
         start = time.perf_counter()
         with self.lock:
             result = self.speech.transcribe(audio, options, sampling_rate=WHISPER_SAMPLE_RATE)
@@ -219,6 +224,7 @@ class DemoHandlers:
         speed: float,
         seed: float,
         start_time: float,
+        language: str = ADAPTER_LANGUAGE,
     ) -> tuple[tuple[int, np.ndarray], np.ndarray, str]:
         text = check_text(text, self.settings)
         rate = self.speech.sample_rate  # the model's mel rate, which its vocoder reads
@@ -232,6 +238,7 @@ class DemoHandlers:
             speed=float(speed),
             seed=int(seed),
             start_time=float(start_time),
+            language=self.check_language(language),
         )
         start = time.perf_counter()
         with self.lock:
@@ -245,6 +252,15 @@ class DemoHandlers:
         picture = mel_picture(audio, self.speech.model.config.mel_settings)
         return (self.speech.sample_rate, _to_int16(audio)), picture, timing
 
+    def check_language(self, language: str | None) -> str:
+        """The page's language choice, refused unless the loaded adapters serve it (a client can
+        send any string)."""
+        if language not in self.speech.languages:
+            raise ValueError(
+                f"no adapters for language {language!r}: this server has {', '.join(self.speech.languages)}"
+            )
+        return language
+
     def correct(self, nbest: str | None, path: str | None) -> tuple[str, str]:
         hypotheses = split_hypotheses(nbest, self.settings)
         audio = None if path is None else read_upload(path, WHISPER_SAMPLE_RATE, self.settings, "recording")
@@ -256,9 +272,13 @@ class DemoHandlers:
         return corrected, f"{len(hypotheses)} hypotheses corrected{listened} in {elapsed:.2f} s"
 
 
-def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr.Blocks:
-    """The app: three tabs over `speech`, queued as `settings` says. Serve it with `launch`."""
+def build_demo(
+    speech: Unispeech, settings: DemoSettings = DemoSettings(), language: str = ADAPTER_LANGUAGE
+) -> gr.Blocks:
+    """The app: three tabs over `speech`, queued as `settings` says, Transcribe and Speak in
+    `language` until the user picks another of `speech.languages`. Serve it with `launch`."""
     handlers = DemoHandlers(speech, settings)
+    handlers.check_language(language)  # a language without adapters fails before the page is built
     missing = [task for task in TASKS if task not in speech.tasks]
     with gr.Blocks(title="unispeech", analytics_enabled=False) as demo:
         gr.Markdown(
@@ -279,7 +299,9 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
                 label="Recording",
                 elem_id="transcribe-audio",
             )
-            nbest = gr.Slider(1, MAX_NBEST, value=1, step=1, label="N-best (beam search when > 1)")
+            with gr.Row():
+                nbest = gr.Slider(1, MAX_NBEST, value=1, step=1, label="N-best (beam search when > 1)")
+                transcribe_language = _language_choice(speech, language, "transcribe-language")
             transcribe_button = gr.Button("Transcribe", variant="primary", elem_id="transcribe-button")
             text_out = gr.Textbox(label="Transcript", interactive=False, elem_id="transcribe-text")
             nbest_out = gr.Dataframe(
@@ -300,6 +322,7 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
             prompt_text = gr.Textbox(
                 label="What the prompt says (optional: transcribed if empty)", elem_id="speak-prompt-text"
             )
+            speak_language = _language_choice(speech, language, "speak-language")
             defaults = SynthesisOptions()
             with gr.Row():
                 steps = gr.Slider(1, 64, value=defaults.steps, step=1, label="Steps (NFE)")
@@ -334,14 +357,14 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
         shared = {"concurrency_id": "model", "concurrency_limit": settings.concurrency}
         transcribe_button.click(
             _shown(handlers.transcribe),
-            [audio_in, nbest],
+            [audio_in, nbest, transcribe_language],
             [text_out, nbest_out, transcribe_timing],
             api_name="transcribe",
             **shared,
         )
         speak_button.click(
             _shown(handlers.speak),
-            [speak_text, prompt_in, prompt_text, steps, guidance, speed, seed, start_time],
+            [speak_text, prompt_in, prompt_text, steps, guidance, speed, seed, start_time, speak_language],
             [audio_out, mel_out, speak_timing],
             api_name="speak",
             **shared,
@@ -357,16 +380,23 @@ def build_demo(speech: Unispeech, settings: DemoSettings = DemoSettings()) -> gr
     return demo
 
 
+def _language_choice(speech: Unispeech, language: str, elem_id: str) -> gr.Dropdown:
+    """Which language a tab listens or speaks in: those the loaded adapters serve (its phonemes and
+    its adapter; `Unispeech.languages`)."""
+    return gr.Dropdown(speech.languages, value=language, label="Language", elem_id=elem_id)
+
+
 def launch(
     speech: Unispeech,
     settings: DemoSettings = DemoSettings(),
     host: str = "127.0.0.1",
     port: int = 7860,
     block: bool = True,
+    language: str = ADAPTER_LANGUAGE,
 ) -> gr.Blocks:
-    """Build the demo and serve it at http://host:port; with `block=False` return at once (the
-    caller `close()`s the returned app)."""
-    demo = build_demo(speech, settings)
+    """Build the demo (`build_demo`) and serve it at http://host:port; with `block=False` return at
+    once (the caller `close()`s the returned app)."""
+    demo = build_demo(speech, settings, language)
     demo.launch(
         server_name=host,
         server_port=port,
