@@ -35,6 +35,7 @@ from unispeech.training.trainer import (
     CHECKPOINT_FOLDER,
     METRICS_FILE,
     TRAINABLE_FILE,
+    TRAINER_FILE,
     Trainer,
 )
 from unispeech.weights.cache import sha256_of
@@ -192,6 +193,11 @@ def _rename_ctc_weights_as_before(checkpoint: Path) -> None:
         for name, value in weights.items()
     }
     save_file(renamed, checkpoint / TRAINABLE_FILE)
+    _reseal(checkpoint)
+
+
+def _reseal(checkpoint: Path) -> None:
+    """Checksums for a checkpoint's files as they are now, as the trainer writes them."""
     checksums = {
         file.name: sha256_of(file) for file in sorted(checkpoint.iterdir()) if file.name != CHECKSUMS_FILE
     }
@@ -351,6 +357,28 @@ def test_a_kill_while_a_checkpoint_is_written_is_resumed_exactly(
         torch.testing.assert_close(actual[name], straight_run[name], rtol=1e-5, atol=1e-6, msg=name)
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / METRICS_FILE).open()]
     assert [s for s in steps if s] == sorted(set(steps)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_written_before_a_recipe_field_existed_resumes(manifest, tmp_path):
+    """A field added since (here each source's `durations`) counts at its default, as the run had it;
+    a field since removed is a change that stops the resume."""
+    recipe = make_recipe(manifest, tmp_path / "run")
+    Trainer(recipe, show_progress=False, on_step=stop_at(2)).train()
+    checkpoint = checkpoints(tmp_path / "run" / CHECKPOINT_FOLDER)[-1][1]
+    state = json.loads((checkpoint / TRAINER_FILE).read_text())
+    for source in state["recipe"]["sources"]:
+        del source["durations"]
+    (checkpoint / TRAINER_FILE).write_text(json.dumps(state))
+    _reseal(checkpoint)
+    assert Trainer(recipe, resume=True, show_progress=False, on_step=stop_at(3)).train().step == 3
+
+    checkpoint = checkpoints(tmp_path / "run" / CHECKPOINT_FOLDER)[-1][1]
+    state = json.loads((checkpoint / TRAINER_FILE).read_text())
+    state["recipe"]["sources"][0]["speakers"] = ["a"]  # a field this version does not know
+    (checkpoint / TRAINER_FILE).write_text(json.dumps(state))
+    _reseal(checkpoint)
+    with pytest.raises(ValueError, match=r"the recipe changed since the checkpoint.*\(sources\)"):
+        Trainer(recipe, resume=True, show_progress=False).train()
 
 
 def test_resume_refuses_a_changed_recipe_and_a_fresh_run_refuses_old_checkpoints(manifest, tmp_path):

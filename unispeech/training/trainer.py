@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +61,7 @@ from unispeech.training.augmentation import TimeMasking, mask_time
 from unispeech.training.checkpoints import checkpoints, latest_checkpoint, prune, publish, staging_folder
 from unispeech.training.data import Example, TrainingData
 from unispeech.training.feature_cache import FeatureCache
-from unispeech.training.recipes import JOINT_TASK, Recipe
+from unispeech.training.recipes import JOINT_TASK, Recipe, recipe_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +210,10 @@ class Trainer:
 
     def _check_resumable(self, saved: dict) -> None:
         current = self.recipe.to_dict()
+        # A field added since the checkpoint was written counts at its default, as the run had it; a
+        # field since removed or renamed fails to parse and is compared as saved, so the change is named.
+        with suppress(ValueError):
+            saved = json.loads(json.dumps(recipe_from_dict(saved).to_dict()))
         changed = sorted(
             key
             for key in current
