@@ -68,7 +68,7 @@ def test_ratios_and_jobs_with_an_injected_runner(manifest):
         "TTS RTF, NFE 8",
     ]
     assert report.chart.series["whisper-base"] == [0.5, 0.5, None, None]
-    assert report.data["decoding"] == {"ctc_weight": 0.0, "speculative": False}
+    assert report.data["decoding"] == {"ctc_weight": None, "speculative": False}
 
 
 def test_the_ctc_options_reach_our_model_only(manifest):
@@ -84,7 +84,7 @@ def test_the_ctc_options_reach_our_model_only(manifest):
     )
     assert [(job.model, job.ctc_weight, job.speculative) for job in jobs] == [
         ("mine", 0.3, False),
-        ("whisper-base", 0.0, False),
+        ("whisper-base", None, False),
     ]
     report = speed.speed_report(result, [str(manifest)])
     assert report.data["decoding"] == {"ctc_weight": 0.3, "speculative": False}

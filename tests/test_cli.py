@@ -139,9 +139,13 @@ def test_transcribe_in_another_language_uses_its_adapters(capsys, tiny_dir, tmp_
     save_adapters(tiny_dir, tmp_path / "adapters", ["asr", "de/asr"])
     used = []
     original = Unispeech._use
-    monkeypatch.setattr(
-        Unispeech, "_use", lambda self, *a: original(self, *a) or used.append(active_task(self.model))
-    )
+
+    def spy(self, *args):
+        served = original(self, *args)
+        used.append(active_task(self.model))
+        return served
+
+    monkeypatch.setattr(Unispeech, "_use", spy)
     audio = _write(tmp_path / "a.wav", speech_clip(0.5, 16000))
     model = ["--model", str(tiny_dir), "--adapters", str(tmp_path / "adapters")]
     for language in ("de", "en"):
@@ -304,7 +308,7 @@ def test_transcribe_with_the_ctc_head_of_the_asr_adapter(capsys, tiny_dir, tmp_p
         assert main([*args, "--adapters", str(tmp_path / "adapters"), *flags]) == 0
         return json.loads(capsys.readouterr().out)["text"]
 
-    assert transcript("--speculative") == transcript()
+    assert transcript("--speculative") == transcript("--ctc-weight", "0"), "plain greedy, drafted"
     assert isinstance(transcript("--ctc-weight", "0.5", "--beam-size", "2"), str)
     assert main([*args, "--adapters", "none", "--speculative"]) == EXIT_USER_ERROR
     _one_line_error(capsys, "transcribe", NO_CTC_HEAD)

@@ -12,6 +12,7 @@ from unispeech.model.ctc import BLANK, CtcHead
 from unispeech.model.processor import AsrSample, GerSample
 from unispeech.tasks.ctc_prefix import CtcPrefixScorer
 from unispeech.tasks.decoding import (
+    JOINT_CTC_WEIGHT,
     MAX_DRAFT_TOKENS,
     NO_CTC_HEAD,
     CtcOutput,
@@ -399,3 +400,32 @@ def test_speculative_decoding_accepts_a_good_draft_in_few_passes(trained_like, m
     assert got.tokens == want.tokens and not got.finished
     least = -(-len(want.tokens) // (MAX_DRAFT_TOKENS + 1)) + 1  # the prompt, then full drafts
     assert counter.passes <= least + (0 if damage == "none" else 2), counter.passes
+
+
+def test_the_default_ctc_weight_follows_the_head():
+    default = DecodingOptions()
+    assert default.ctc_weight is None
+    assert default.for_model(has_ctc_head=True).ctc_weight == JOINT_CTC_WEIGHT
+    assert default.for_model(has_ctc_head=False).ctc_weight == 0.0
+    assert DecodingOptions(speculative=True).for_model(has_ctc_head=True).ctc_weight == 0.0
+    assert DecodingOptions(ctc_weight=0.0).for_model(has_ctc_head=True).ctc_weight == 0.0, "a given 0 stays"
+
+
+@torch.inference_mode()
+def test_the_default_decodes_jointly_where_the_model_has_a_ctc_head(trained_like):
+    model, processor = trained_like
+    samples = [AsrSample(noise_clip(s, 16000, seed=i), None, 16000) for i, s in enumerate((0.5, 0.3))]
+    default = DecodingOptions(max_new_tokens=10)
+
+    def tokens(options):
+        return [
+            [h.tokens for h in hypotheses]
+            for hypotheses in decode_samples(model, processor, samples, options)
+        ]
+
+    assert tokens(default) == tokens(replace(default, ctc_weight=0.0)), "no head: the LLM alone"
+    model.ctc = _head(model)
+    try:
+        assert tokens(default) == tokens(replace(default, ctc_weight=JOINT_CTC_WEIGHT))
+    finally:
+        model.ctc = None

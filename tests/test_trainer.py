@@ -223,14 +223,15 @@ def test_a_run_with_the_old_ctc_names_resumes_and_a_finished_run_writes_its_adap
     torch.testing.assert_close(saved["ctc.bias"].float(), final["model.ctc.bias"], rtol=1e-3, atol=1e-3)
 
 
-def test_dev_wer_by_ctc_during_the_warm_up_then_by_the_llm(manifest, tmp_path):
+def test_dev_wer_by_ctc_during_the_warm_up_then_by_joint_decoding(manifest, tmp_path):
+    """After the warm-up the dev clips are decoded as users get them: jointly, the run having a head."""
     recipe = make_recipe(
         manifest, tmp_path / "run", steps=4, dev={"manifest": str(manifest), "every": 2, "limit": 3}
     )
     Trainer(recipe, show_progress=False).train()
     records = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).open()]
     dev = [r for r in records if "dev_wer" in r]
-    assert [(r["step"], r["dev_decoder"]) for r in dev] == [(2, "ctc"), (4, "llm")]
+    assert [(r["step"], r["dev_decoder"]) for r in dev] == [(2, "ctc"), (4, "joint")]
     assert all(r["dev_wer"] >= 0 for r in dev)
     assert {"matched", "mismatched"} == set(dev[1]["dev_loss"])
 

@@ -41,7 +41,7 @@ from unispeech.benchmarks.asr import WHISPER_BASE
 from unispeech.benchmarks.clips import Clip, Skipped, load_usable, require_some
 from unispeech.benchmarks.report import BarChart, Report, markdown_table, number, skipped_section
 from unispeech.benchmarks.tts import TtsPair, pair_by_speaker
-from unispeech.tasks.decoding import DecodingOptions
+from unispeech.tasks.decoding import JOINT_CTC_WEIGHT, DecodingOptions
 from unispeech.tasks.synthesis import SynthesisOptions
 
 ASR, TTS = "asr", "tts"
@@ -67,7 +67,7 @@ class SpeedOptions:
     warmup: bool = True
     guidance_strength: float = SynthesisOptions().guidance_strength
     language_hint: bool = False
-    ctc_weight: float = DecodingOptions().ctc_weight
+    ctc_weight: float | None = DecodingOptions().ctc_weight
     speculative: bool = DecodingOptions().speculative
 
     @property
@@ -105,7 +105,7 @@ class SpeedJob:
     nfe: list[int] = field(default_factory=list)
     start_time: float = SpeedOptions().start_time
     guidance_strength: float = SynthesisOptions().guidance_strength
-    ctc_weight: float = DecodingOptions().ctc_weight
+    ctc_weight: float | None = DecodingOptions().ctc_weight
     speculative: bool = DecodingOptions().speculative
 
 
@@ -319,6 +319,12 @@ def _tts_pairs(clips: Sequence[Clip]) -> list[TtsPair]:
     return pairs or [TtsPair(clip, clips[(i + 1) % len(clips)]) for i, clip in enumerate(clips)]
 
 
+def _weight_text(weight: float | None) -> str:
+    return (
+        f"{weight}" if weight is not None else f"{JOINT_CTC_WEIGHT} where the adapter has a CTC head, else 0"
+    )
+
+
 def real_time_factor(compute_seconds: float, audio_seconds: float) -> float:
     return compute_seconds / audio_seconds if audio_seconds else float("nan")
 
@@ -354,8 +360,8 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
     notes = [
         f"- systems: `{result.model}` (unispeech) and `{WHISPER_BASE}` (openai-whisper base, greedy), "
         f"each in a fresh process, {result.threads} torch thread(s)",
-        f"- `{result.model}` decodes ASR greedily with ctc_weight {decoding.ctc_weight}, speculative "
-        f"{'on' if decoding.speculative else 'off'}",
+        f"- `{result.model}` decodes ASR greedily with ctc_weight {_weight_text(decoding.ctc_weight)}, "
+        f"speculative {'on' if decoding.speculative else 'off'}",
         f"- manifests: {', '.join(f'`{m}`' for m in manifests)}",
         *([f"- command: `{command}`"] if command else []),
     ]

@@ -158,7 +158,7 @@ def add_ctc_flags(command: argparse.ArgumentParser) -> None:
         "ctc_weight",
         type=float,
         help="joint CTC/LLM decoding, ranked by (1 - W)·LLM + W·CTC log-probability, W in [0, 1) "
-        "(0: the LLM alone); needs an ASR adapter with a CTC head",
+        "(0: the LLM alone); unset, 0.3 where the ASR adapter has a CTC head and 0 where it has none",
     )
     add_option_flag(
         command,

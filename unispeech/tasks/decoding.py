@@ -15,11 +15,13 @@ The CTC head (`model/ctc.py`, shipped with ASR adapters trained with the CTC aid
 Joint decoding (`ctc_weight` λ > 0, ESPnet's hybrid CTC/attention decoding) ranks each hypothesis
 by (1 − λ)·its LLM log-probability + λ·its CTC prefix log-probability (`ctc_prefix.py`), scoring
 only each row's best LLM candidates among the tokens the head knows (partial scoring); greedy
-decoding then runs as a beam of one. Speculative decoding (`speculative`) keeps plain greedy's
-output and needs fewer backbone passes: the head's greedy transcript drafts the next tokens, one
-pass over the cache scores them all, the LLM keeps the draft up to its first disagreement with its
-own argmax plus its own token there, and the cache is cropped back to what was kept. It runs one
-sample at a time, as each sample keeps a different number of tokens.
+decoding then runs as a beam of one. It is the default where the head exists (`JOINT_CTC_WEIGHT`):
+it is what stops the LLM writing on past the end of the speech. Speculative decoding
+(`speculative`) keeps plain greedy's output and needs fewer backbone passes: the head's greedy
+transcript drafts the next tokens, one pass over the cache scores them all, the LLM keeps the
+draft up to its first disagreement with its own argmax plus its own token there, and the cache is
+cropped back to what was kept. It runs one sample at a time, as each sample keeps a different
+number of tokens.
 
 `decode_samples` is the one path from processor samples to text that every task takes: the
 left-padded batch on the model's device, speech encoded, the prompt embedded (`embed_prompts`),
@@ -34,7 +36,7 @@ Shapes: `B` samples, `K` beams per sample (1 for greedy), `R = B·K` rows, `L` p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -47,6 +49,7 @@ from unispeech.tasks.ctc_prefix import CtcPrefixScorer
 
 NEGATIVE_INFINITY = float("-inf")
 PRE_BEAM_RATIO = 1.5  # CTC scores this many candidates per beam (ESPnet's pre_beam_ratio)
+JOINT_CTC_WEIGHT = 0.3  # λ where the ASR adapter has a CTC head: train/RUNS.md (smol-asr-real) measures it
 MAX_DRAFT_TOKENS = 16  # drafted per speculative pass: a long pass costs little more than one step
 NO_CTC_HEAD = (
     "ctc_weight and speculative decoding need the ASR adapter's CTC head, and the loaded adapter has "
@@ -62,15 +65,16 @@ class DecodingOptions:
     uses GNMT's ((5 + length) / 6)^α instead. `max_new_tokens` caps every sample's length;
     `no_repeat_ngram_size=n` forbids writing any n-gram of tokens twice (None allows it).
     ASR with a CTC head only: `ctc_weight` λ in [0, 1) ranks by (1 − λ)·LLM + λ·CTC log-probability
-    (0: the LLM alone, as without a head); `speculative` drafts from the CTC head to reach greedy
-    decoding's output in fewer passes (greedy only, so not with a beam or a `ctc_weight`)."""
+    (0: the LLM alone, as without a head); None, the default, is `JOINT_CTC_WEIGHT` for ASR with a
+    head and 0 otherwise (`for_model`). `speculative` drafts from the CTC head to reach greedy
+    decoding's output in fewer passes (greedy only, so not with a beam or a `ctc_weight` > 0)."""
 
     beam_size: int | None = None
     n_best: int = 1
     length_penalty: float | None = None
     max_new_tokens: int = 448
     no_repeat_ngram_size: int | None = None
-    ctc_weight: float = 0.0
+    ctc_weight: float | None = None
     speculative: bool = False
 
     def __post_init__(self) -> None:
@@ -91,9 +95,9 @@ class DecodingOptions:
             raise ValueError(
                 f"no_repeat_ngram_size must be at least 1 (or None), got {self.no_repeat_ngram_size}"
             )
-        if not 0 <= self.ctc_weight < 1:
+        if self.ctc_weight is not None and not 0 <= self.ctc_weight < 1:
             raise ValueError(f"ctc_weight must be in [0, 1) (0: no CTC), got {self.ctc_weight}")
-        if self.speculative and (self.beam_size is not None or self.ctc_weight > 0):
+        if self.speculative and (self.beam_size is not None or (self.ctc_weight or 0) > 0):
             raise ValueError(
                 "speculative decoding reproduces plain greedy decoding: it takes no beam_size "
                 f"(got {self.beam_size}) and no ctc_weight (got {self.ctc_weight})"
@@ -106,6 +110,14 @@ class DecodingOptions:
         if beam_size is None and n_best > 1:
             beam_size = n_best
         return cls(beam_size=beam_size, n_best=n_best, **fields)
+
+    def for_model(self, has_ctc_head: bool) -> DecodingOptions:
+        """These options with `ctc_weight` decided: None becomes `JOINT_CTC_WEIGHT` where the model's
+        CTC head hears the samples (ASR with a head, and not `speculative`), else 0."""
+        if self.ctc_weight is not None:
+            return self
+        joint = has_ctc_head and not self.speculative
+        return replace(self, ctc_weight=JOINT_CTC_WEIGHT if joint else 0.0)
 
     @property
     def logits_processors(self) -> LogitsProcessorList:
@@ -313,9 +325,10 @@ def decode(
 ) -> list[list[Hypothesis]]:
     """Decode text after left-padded prompts `(B, L, D)`; `budgets` caps each sample's tokens;
     `ctc`, the CTC head's view of each sample's speech, is needed for `ctc_weight` and
-    `speculative`.
+    `speculative` (a `ctc_weight` of None is 0 here: `decode_samples` decides it by the model's head).
 
     Returns, per sample, its `n_best` hypotheses, best first."""
+    options = options.for_model(has_ctc_head=False)
     samples, prompt_length = inputs_embeds.shape[:2]
     budgets = [min(b, options.max_new_tokens) for b in (budgets or [options.max_new_tokens] * samples)]
     context = model.backbone.config.max_position_embeddings
@@ -463,8 +476,9 @@ def embed_prompts(
 
 
 def require_ctc_head(model: UnispeechLMModel, options: DecodingOptions) -> None:
-    """Refuse, before any work, CTC decoding `options` for a model whose ASR adapter has no head."""
-    if (options.ctc_weight > 0 or options.speculative) and model.ctc is None:
+    """Refuse, before any work, CTC decoding `options` for a model whose ASR adapter has no head (a
+    `ctc_weight` of None asks for none: it follows the head)."""
+    if ((options.ctc_weight or 0) > 0 or options.speculative) and model.ctc is None:
         raise ValueError(NO_CTC_HEAD)
 
 
@@ -496,6 +510,8 @@ def decode_samples(
     budgets: list[int] | None = None,
 ) -> list[list[Hypothesis]]:
     """Per sample, its `n_best` hypotheses (best first) with their `text` filled in."""
+    speech_only = all(isinstance(sample, AsrSample) for sample in samples)
+    options = options.for_model(has_ctc_head=model.ctc is not None and speech_only)
     embeddings, attention_mask, speech = _embed(model, processor, samples)
     ctc = ctc_output(model, samples, speech) if options.ctc_weight > 0 or options.speculative else None
     results = decode(model, embeddings, attention_mask, processor.token_ids.eos, options, budgets, ctc)

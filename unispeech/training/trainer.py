@@ -447,7 +447,7 @@ class Trainer:
             record.update(
                 step=step,
                 dev_wer=word_error_rate(references, hypotheses, _one_language(utterances)),
-                dev_decoder="ctc" if ctc_only else "llm",
+                dev_decoder="ctc" if ctc_only else ("joint" if inner.model.ctc is not None else "llm"),
                 dev_example={"reference": references[0], "hypothesis": hypotheses[0]},
             )
             logger.info("step %d: dev WER %.2f %% (%s)", step, 100 * record["dev_wer"], record["dev_decoder"])
