@@ -257,13 +257,13 @@ class Trainer:
                 cache.fill(audio_files, processor, show_progress=self.show_progress and rank == 0)
         ctc = None
         if recipe.ctc.warmup_steps or recipe.ctc.weight:
-            if model.ctc is None:
-                token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
-                model.ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
-            else:
+            token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
+            if model.ctc is not None and token_ids <= set(model.ctc.token_ids.tolist()):
                 logger.info(
                     "continuing the CTC head of %s (%d tokens)", recipe.init_from, len(model.ctc.token_ids)
                 )
+            else:  # none to start from, or one that cannot spell these transcripts (another language's)
+                model.ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
             ctc = model.ctc
         module = TrainingModule(model, recipe.time_masks)
 
