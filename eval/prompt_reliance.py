@@ -36,7 +36,9 @@ TIMES = (0.5, 0.8, 0.95)  # flow times scored: 0.8 and above is where a start ti
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--manifest", type=Path, required=True, help="targets; prompts of the same voice")
+    parser.add_argument(
+        "--manifest", type=Path, required=True, help="targets of one voice; each next clip is its prompt"
+    )
     parser.add_argument("--other", type=Path, required=True, help="prompts of another voice")
     parser.add_argument("--durations", type=Path, required=True, help="`unispeech data align` output")
     parser.add_argument("--adapters", default="shipped")
@@ -49,13 +51,16 @@ def main() -> None:
     rate = speech.sample_rate
     aligned = read_durations(args.durations)
 
+    manifests = {path: read_manifest(path) for path in (args.manifest, args.other)}
+
     def clip(manifest: Path, index: int) -> tuple[np.ndarray, str, list, list[int]]:
-        utterance = read_manifest(manifest)[index]
+        utterance = manifests[manifest][index]
         path = utterance.path(manifest).resolve()
         found = aligned[path]
         return load_audio(path, rate), utterance.text, phoneme_units(found.phonemes), list(found.durations)
 
-    def loss(prompt, target, time: float, hide_prompt: bool) -> float:
+    def batch_of(prompt, target) -> dict:
+        """The processor batch of `target` generated after `prompt`, as training lays a clip out."""
         audio = np.concatenate([prompt[0], target[0]])
         durations = prompt[3] + target[3]
         frames = len(processor.vocoder_features(audio, rate))
@@ -68,7 +73,9 @@ def main() -> None:
             prompt_frames=sum(prompt[3]),
             sampling_rate=rate,
         )
-        batch = processor([sample])
+        return processor([sample])
+
+    def loss(batch: dict, time: float, hide_prompt: bool) -> float:
         mel = model.flow.normalize(batch["mel"])  # (1, F, M)
         noise = torch.randn(mel.shape, generator=torch.Generator().manual_seed(0))
         t = torch.tensor([time])
@@ -83,17 +90,18 @@ def main() -> None:
         )
         return float(model(**batch, flow_example=example).tts_loss)
 
-    count = min(args.limit, len(read_manifest(args.manifest)) - 1, len(read_manifest(args.other)))
+    count = min(args.limit, len(manifests[args.manifest]) - 1, len(manifests[args.other]))
     kinds = ("own voice", "another voice", "no prompt")
     scores = {(kind, time): [] for kind in kinds for time in TIMES}
     with torch.inference_mode():
         for index in tqdm(range(count), desc="targets"):
             target = clip(args.manifest, index)
-            prompts = {"own voice": clip(args.manifest, index + 1), "another voice": clip(args.other, index)}
+            own = batch_of(clip(args.manifest, index + 1), target)
+            other = batch_of(clip(args.other, index), target)
             for time in TIMES:
-                for kind, prompt in prompts.items():
-                    scores[kind, time].append(loss(prompt, target, time, hide_prompt=False))
-                scores["no prompt", time].append(loss(prompts["own voice"], target, time, hide_prompt=True))
+                scores["own voice", time].append(loss(own, time, hide_prompt=False))
+                scores["another voice", time].append(loss(other, time, hide_prompt=False))
+                scores["no prompt", time].append(loss(own, time, hide_prompt=True))
     print(f"flow-matching loss of {count} targets of {args.manifest} (lower is better)")
     print("time  " + "  ".join(f"{kind:>13s}" for kind in kinds))
     for time in TIMES:
