@@ -308,7 +308,8 @@ def test_transcribe_with_the_ctc_head_of_the_asr_adapter(capsys, tiny_dir, tmp_p
         assert main([*args, "--adapters", str(tmp_path / "adapters"), *flags]) == 0
         return json.loads(capsys.readouterr().out)["text"]
 
-    assert transcript("--speculative") == transcript("--ctc-weight", "0"), "plain greedy, drafted"
+    assert transcript("--speculative") == transcript(), "joint greedy, drafted"
+    assert transcript("--speculative", "--ctc-weight", "0") == transcript("--ctc-weight", "0"), "LLM alone"
     assert isinstance(transcript("--ctc-weight", "0.5", "--beam-size", "2"), str)
     assert main([*args, "--adapters", "none", "--speculative"]) == EXIT_USER_ERROR
     _one_line_error(capsys, "transcribe", NO_CTC_HEAD)

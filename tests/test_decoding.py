@@ -144,8 +144,6 @@ def test_options_are_validated():
             DecodingOptions(ctc_weight=weight)
     with pytest.raises(ValueError, match=r"speculative .* takes no beam_size \(got 2\)"):
         DecodingOptions(speculative=True, beam_size=2)
-    with pytest.raises(ValueError, match=r"and no ctc_weight \(got 0.3\)"):
-        DecodingOptions(speculative=True, ctc_weight=0.3)
 
 
 def test_n_best_hypotheses_mean_a_beam_of_n_unless_a_width_is_given():
@@ -350,30 +348,39 @@ class _CountedPasses:
 @torch.inference_mode()
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("no_repeat_ngram_size", [None, 2])
-def test_speculative_decoding_writes_greedys_tokens_with_any_head(trained_like, seed, no_repeat_ngram_size):
-    """Random heads on the model draft mostly wrong tokens; the output is greedy's all the same."""
+@pytest.mark.parametrize("ctc_weight", [0.0, 0.5], ids=["llm", "joint"])
+def test_speculative_decoding_writes_greedys_tokens_with_any_head(
+    trained_like, seed, no_repeat_ngram_size, ctc_weight
+):
+    """Random heads on the model draft mostly wrong tokens; the output is greedy's all the same,
+    with the LLM alone and with the joint score (which the same head steers)."""
     model, processor = trained_like
     samples = [AsrSample(noise_clip(s, 16000, seed=seed + i), None, 16000) for i, s in enumerate((0.6, 0.3))]
-    greedy = DecodingOptions(max_new_tokens=20, no_repeat_ngram_size=no_repeat_ngram_size)
-    speculative = DecodingOptions(
-        max_new_tokens=20, no_repeat_ngram_size=no_repeat_ngram_size, speculative=True
+    greedy = DecodingOptions(
+        max_new_tokens=20, no_repeat_ngram_size=no_repeat_ngram_size, ctc_weight=ctc_weight
     )
     budgets = [20, 7]
-    expected = [
-        decode_samples(model, processor, [sample], greedy, [b])
-        for sample, b in zip(samples, budgets, strict=True)
-    ]
     generator = torch.Generator().manual_seed(seed)
     vocab = model.backbone.get_input_embeddings().num_embeddings
     model.ctc = _head(model, torch.randint(3, vocab, (30,), generator=generator).tolist(), seed=seed)
     try:
-        actual = decode_samples(model, processor, samples, speculative, budgets)
+        expected = [
+            decode_samples(model, processor, [sample], greedy, [b])
+            for sample, b in zip(samples, budgets, strict=True)
+        ]
+        actual = decode_samples(model, processor, samples, replace(greedy, speculative=True), budgets)
     finally:
         model.ctc = None
     for [[want]], [got] in zip(expected, actual, strict=True):
         assert got.tokens == want.tokens and got.finished == want.finished
         assert got.log_probability == pytest.approx(want.log_probability, abs=1e-3)
+        assert got.score == pytest.approx(want.score, abs=1e-3)
         assert got.text == want.text
+
+
+def _passes_least(tokens: int) -> int:
+    """Backbone passes of a decode whose every draft is accepted: the prompt, then full drafts."""
+    return -(-tokens // (MAX_DRAFT_TOKENS + 1)) + 1
 
 
 @torch.inference_mode()
@@ -398,8 +405,28 @@ def test_speculative_decoding_accepts_a_good_draft_in_few_passes(trained_like, m
         model, embeddings, mask, -1, DecodingOptions(max_new_tokens=40, speculative=True), ctc=ctc
     )[0]
     assert got.tokens == want.tokens and not got.finished
-    least = -(-len(want.tokens) // (MAX_DRAFT_TOKENS + 1)) + 1  # the prompt, then full drafts
-    assert counter.passes <= least + (0 if damage == "none" else 2), counter.passes
+    assert counter.passes <= _passes_least(len(want.tokens)) + (0 if damage == "none" else 2), counter.passes
+
+
+@torch.inference_mode()
+def test_joint_speculative_decoding_accepts_the_heads_transcript_in_few_passes(monkeypatch):
+    """A head sure of a transcript steers the joint greedy decode of a random LLM to it (its two
+    tokens are always candidates), and drafts it: every draft is accepted."""
+    from unispeech.testing import tiny_model
+
+    torch.manual_seed(0)
+    model, processor = tiny_model()
+    embeddings, mask = _prompts(model, processor, seconds=(0.5,))
+    transcript = [41, 40, 40, 41, 41, 40] * 5
+    ctc = _ctc_favouring(_head(model, [40, 41]), [transcript])
+    joint = DecodingOptions(max_new_tokens=40, ctc_weight=0.7)
+    (want,) = decode(model, embeddings, mask, EOS, joint, ctc=ctc)[0]
+    assert want.tokens == transcript and want.finished
+    counter = _CountedPasses(model, monkeypatch)
+    (got,) = decode(model, embeddings, mask, EOS, replace(joint, speculative=True), ctc=ctc)[0]
+    assert (got.tokens, got.finished) == (want.tokens, want.finished)
+    assert got.score == pytest.approx(want.score, abs=1e-4)
+    assert counter.passes <= _passes_least(len(transcript) + 1), counter.passes  # eos is chosen too
 
 
 def test_the_default_ctc_weight_follows_the_head():
@@ -407,7 +434,7 @@ def test_the_default_ctc_weight_follows_the_head():
     assert default.ctc_weight is None
     assert default.for_model(has_ctc_head=True).ctc_weight == JOINT_CTC_WEIGHT
     assert default.for_model(has_ctc_head=False).ctc_weight == 0.0
-    assert DecodingOptions(speculative=True).for_model(has_ctc_head=True).ctc_weight == 0.0
+    assert DecodingOptions(speculative=True).for_model(has_ctc_head=True).ctc_weight == JOINT_CTC_WEIGHT
     assert DecodingOptions(ctc_weight=0.0).for_model(has_ctc_head=True).ctc_weight == 0.0, "a given 0 stays"
 
 

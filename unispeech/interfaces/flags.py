@@ -165,5 +165,6 @@ def add_ctc_flags(command: argparse.ArgumentParser) -> None:
         DECODING,
         "speculative",
         action="store_true",
-        help="greedy decoding with drafts from the CTC head: the same transcripts in fewer LLM passes",
+        help="greedy decoding (joint or not) with drafts from the CTC head: the same transcripts in fewer "
+        "LLM passes",
     )

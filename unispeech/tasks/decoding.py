@@ -17,11 +17,12 @@ by (1 − λ)·its LLM log-probability + λ·its CTC prefix log-probability (`ct
 only each row's best LLM candidates among the tokens the head knows (partial scoring); greedy
 decoding then runs as a beam of one. It is the default where the head exists (`JOINT_CTC_WEIGHT`):
 it is what stops the LLM writing on past the end of the speech. Speculative decoding
-(`speculative`) keeps plain greedy's output and needs fewer backbone passes: the head's greedy
-transcript drafts the next tokens, one pass over the cache scores them all, the LLM keeps the
-draft up to its first disagreement with its own argmax plus its own token there, and the cache is
-cropped back to what was kept. It runs one sample at a time, as each sample keeps a different
-number of tokens.
+(`speculative`) keeps greedy decoding's output (joint or not) and needs fewer backbone passes: the
+head's greedy transcript drafts the next tokens, one pass over the cache gives the LLM's
+log-probabilities after each of them, the greedy decoder itself chooses at each drafted position
+in turn (so each choice is the one it would make step by step), the draft is kept up to the first
+choice that differs from it, that choice is the next token, and the cache is cropped back to what
+was kept. It runs one sample at a time, as each sample keeps a different number of tokens.
 
 `decode_samples` is the one path from processor samples to text that every task takes: the
 left-padded batch on the model's device, speech encoded, the prompt embedded (`embed_prompts`),
@@ -67,7 +68,7 @@ class DecodingOptions:
     ASR with a CTC head only: `ctc_weight` λ in [0, 1) ranks by (1 − λ)·LLM + λ·CTC log-probability
     (0: the LLM alone, as without a head); None, the default, is `JOINT_CTC_WEIGHT` for ASR with a
     head and 0 otherwise (`for_model`). `speculative` drafts from the CTC head to reach greedy
-    decoding's output in fewer passes (greedy only, so not with a beam or a `ctc_weight` > 0)."""
+    decoding's output (with the `ctc_weight` asked for) in fewer passes: greedy only, not with a beam."""
 
     beam_size: int | None = None
     n_best: int = 1
@@ -97,10 +98,10 @@ class DecodingOptions:
             )
         if self.ctc_weight is not None and not 0 <= self.ctc_weight < 1:
             raise ValueError(f"ctc_weight must be in [0, 1) (0: no CTC), got {self.ctc_weight}")
-        if self.speculative and (self.beam_size is not None or (self.ctc_weight or 0) > 0):
+        if self.speculative and self.beam_size is not None:
             raise ValueError(
-                "speculative decoding reproduces plain greedy decoding: it takes no beam_size "
-                f"(got {self.beam_size}) and no ctc_weight (got {self.ctc_weight})"
+                "speculative decoding reproduces greedy decoding: it takes no beam_size "
+                f"(got {self.beam_size})"
             )
 
     @classmethod
@@ -113,11 +114,10 @@ class DecodingOptions:
 
     def for_model(self, has_ctc_head: bool) -> DecodingOptions:
         """These options with `ctc_weight` decided: None becomes `JOINT_CTC_WEIGHT` where the model's
-        CTC head hears the samples (ASR with a head, and not `speculative`), else 0."""
+        CTC head hears the samples (ASR with a head), else 0."""
         if self.ctc_weight is not None:
             return self
-        joint = has_ctc_head and not self.speculative
-        return replace(self, ctc_weight=JOINT_CTC_WEIGHT if joint else 0.0)
+        return replace(self, ctc_weight=JOINT_CTC_WEIGHT if has_ctc_head else 0.0)
 
     @property
     def logits_processors(self) -> LogitsProcessorList:
@@ -170,6 +170,10 @@ class CtcOutput:
         """A prefix scorer for `beams` rows per clip."""
         rows = torch.arange(len(self.lengths), device=self.log_probs.device).repeat_interleave(beams)
         return CtcPrefixScorer(self.log_probs, self.lengths, self.head.token_ids, vocab_size, eos, rows)
+
+    def clip(self, index: int) -> CtcOutput:
+        """The head's view of clip `index` alone."""
+        return CtcOutput(self.head, self.log_probs[index : index + 1], self.lengths[index : index + 1])
 
     def drafts(self) -> list[list[int]]:
         """Each clip's greedy CTC transcript (token ids)."""
@@ -342,19 +346,12 @@ def decode(
     if options.speculative:
         real = attention_mask.bool()
         return [
-            [
-                _speculative_greedy(
-                    model, inputs_embeds[i, real[i]][None], eos_token_id, options, budget, draft
-                )
-            ]
-            for i, (budget, draft) in enumerate(zip(budgets, ctc.drafts(), strict=True))
+            [_speculative(model, inputs_embeds[i, real[i]][None], decoder, draft)]
+            for i, (draft, decoder) in enumerate(
+                zip(ctc.drafts(), _decoders(model, options, eos_token_id, budgets, ctc), strict=True)
+            )
         ]
-    if options.beam_size is None and options.ctc_weight == 0:
-        decoder = GreedyDecoder(samples, options, eos_token_id, budgets)
-    else:  # greedy with CTC runs as a beam of one through the scorer
-        vocab_size = model.backbone.get_output_embeddings().weight.shape[0]
-        scorer = ctc.scorer(options.beams, vocab_size, eos_token_id) if options.ctc_weight > 0 else None
-        decoder = BeamSearchDecoder(samples, options, eos_token_id, budgets, scorer)
+    (decoder,) = _decoders(model, options, eos_token_id, budgets, ctc, one_per_sample=False)
     cache = DynamicCache(config=model.backbone.config)
     hidden = model.run_backbone(inputs_embeds, attention_mask, past_key_values=cache)  # (B, L, D)
     log_probs = _next_log_probs(model, hidden)
@@ -379,62 +376,65 @@ def decode(
     return decoder.result()
 
 
-def _speculative_greedy(
+def _decoders(
     model: UnispeechLMModel,
-    prompt: torch.Tensor,
-    eos: int,
     options: DecodingOptions,
-    budget: int,
-    draft: list[int],
+    eos: int,
+    budgets: list[int],
+    ctc: CtcOutput | None,
+    one_per_sample: bool = True,
+) -> list[TokenDecoder]:
+    """The strategy `options` ask for: one decoder per sample (for speculative decoding), or one
+    for the whole batch. Greedy decoding with CTC runs as a beam of one through the prefix scorer."""
+    vocab_size = model.backbone.get_output_embeddings().weight.shape[0]
+
+    def build(budgets: list[int], ctc: CtcOutput | None) -> TokenDecoder:
+        if options.beam_size is None and options.ctc_weight == 0:
+            return GreedyDecoder(len(budgets), options, eos, budgets)
+        scorer = ctc.scorer(options.beams, vocab_size, eos) if options.ctc_weight > 0 else None
+        return BeamSearchDecoder(len(budgets), options, eos, budgets, scorer)
+
+    if not one_per_sample:
+        return [build(budgets, ctc)]
+    return [build([budget], ctc and ctc.clip(i)) for i, budget in enumerate(budgets)]
+
+
+def _speculative(
+    model: UnispeechLMModel, prompt: torch.Tensor, decoder: TokenDecoder, draft: list[int]
 ) -> Hypothesis:
-    """Greedy decoding of one unpadded prompt `(1, L, D)`, checking `draft` (the CTC transcript)
-    `MAX_DRAFT_TOKENS` at a time: the same tokens as `GreedyDecoder`, in fewer backbone passes."""
+    """What greedy `decoder` (one sample) writes after one unpadded prompt `(1, L, D)`, checking
+    `draft` (the CTC transcript) `MAX_DRAFT_TOKENS` at a time: the decoder chooses at every position
+    as it would step by step, so the tokens are the same, in fewer backbone passes."""
     cache = DynamicCache(config=model.backbone.config)
     embed_tokens = model.backbone.get_input_embeddings()
-    processors = options.logits_processors
-    draft = [token for token in draft if token != eos]
+    processors = decoder.options.logits_processors
+    draft = [token for token in draft if token != decoder.eos]
     length = prompt.shape[1]
-    hidden = model.run_backbone(prompt, _ones(length, prompt.device), past_key_values=cache)  # (1, L, D)
-    log_probs = _next_log_probs(model, hidden)
     written: list[int] = []
-    log_probability = 0.0
-    while True:  # each round writes the LLM's own next token, then as much of the draft as it agrees with
-        choice = processors(torch.tensor([written], dtype=torch.long), log_probs)  # (1, V)
-        token = int(choice.argmax(dim=-1))
-        log_probability += float(choice[0, token])
-        if token == eos:
-            return _hypothesis(written, log_probability, options, finished=True)
-        written.append(token)
-        if len(written) >= budget:
-            return _hypothesis(written, log_probability, options, finished=False)
-        proposed = _continuation(draft, written)[: min(MAX_DRAFT_TOKENS, budget - len(written))]
+
+    def choose(log_probs: torch.Tensor) -> int | None:
+        """The decoder's next token after `log_probs` `(1, V)`, written; None once it has finished."""
+        tokens, _ = decoder.step(processors(torch.tensor([written], dtype=torch.long), log_probs))
+        if decoder.done(0):
+            return None
+        written.append(int(tokens[0]))
+        return written[-1]
+
+    hidden = model.run_backbone(prompt, _ones(length, prompt.device), past_key_values=cache)  # (1, L, D)
+    token = choose(_next_log_probs(model, hidden))
+    while token is not None:  # each round feeds the chosen token and as much of the draft as is chosen
+        proposed = _continuation(draft, written)[: decoder.budgets[0] - len(written)][:MAX_DRAFT_TOKENS]
         inputs = torch.tensor([[token, *proposed]], device=prompt.device)  # (1, Q)
         mask = _ones(length + len(written) + len(proposed), prompt.device)  # the cache's and the new
         hidden = model.run_backbone(embed_tokens(inputs), mask, past_key_values=cache)  # (1, Q, D)
         all_log_probs = _log_probs(model, hidden[0])  # (Q, V): after the token, then after each drafted one
         accepted = 0
-        for proposal in proposed:
-            choice = processors(
-                torch.tensor([written], dtype=torch.long), all_log_probs[accepted : accepted + 1]
-            )
-            if int(choice.argmax(dim=-1)) != proposal:
-                break
-            log_probability += float(choice[0, proposal])
-            written.append(proposal)
+        token = choose(all_log_probs[:1])
+        while accepted < len(proposed) and token == proposed[accepted]:
             accepted += 1
-            if len(written) >= budget:
-                return _hypothesis(written, log_probability, options, finished=False)
+            token = choose(all_log_probs[accepted : accepted + 1])
         cache.crop(accepted - len(proposed))  # drop the rejected draft's positions (a count ≤ 0)
-        log_probs = all_log_probs[accepted : accepted + 1]
-
-
-def _hypothesis(
-    written: list[int], log_probability: float, options: DecodingOptions, finished: bool
-) -> Hypothesis:
-    """A hypothesis ended by eos (counted in its length, as `TokenDecoder` does), or unfinished:
-    cut by the length guard."""
-    score = rank_score(log_probability, len(written) + finished, options.length_penalty)
-    return Hypothesis(written, log_probability, score, finished)
+    return decoder.result()[0][0]
 
 
 def _ones(positions: int, device: torch.device) -> torch.Tensor:
