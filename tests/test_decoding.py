@@ -10,6 +10,7 @@ import torch
 from tests.conftest import noise_clip
 from unispeech.model.ctc import BLANK, CtcHead
 from unispeech.model.processor import AsrSample, GerSample
+from unispeech.tasks import decoding
 from unispeech.tasks.ctc_prefix import CtcPrefixScorer
 from unispeech.tasks.decoding import (
     JOINT_CTC_WEIGHT,
@@ -429,17 +430,22 @@ def test_joint_speculative_decoding_accepts_the_heads_transcript_in_few_passes(m
     assert counter.passes <= _passes_least(len(transcript) + 1), counter.passes  # eos is chosen too
 
 
-def test_the_default_ctc_weight_follows_the_head():
+def test_the_defaults_follow_the_head_and_the_batch():
     default = DecodingOptions()
-    assert default.ctc_weight is None
+    assert (default.ctc_weight, default.speculative) == (None, None)
     assert default.for_model(has_ctc_head=True).ctc_weight == JOINT_CTC_WEIGHT
     assert default.for_model(has_ctc_head=False).ctc_weight == 0.0
     assert DecodingOptions(speculative=True).for_model(has_ctc_head=True).ctc_weight == JOINT_CTC_WEIGHT
     assert DecodingOptions(ctc_weight=0.0).for_model(has_ctc_head=True).ctc_weight == 0.0, "a given 0 stays"
+    assert default.for_model(has_ctc_head=True, samples=1).speculative, "one clip alone: drafted"
+    assert not default.for_model(has_ctc_head=True, samples=2).speculative, "a batch decodes together"
+    assert not default.for_model(has_ctc_head=False).speculative
+    assert not DecodingOptions(beam_size=2).for_model(has_ctc_head=True).speculative
+    assert not DecodingOptions(speculative=False).for_model(has_ctc_head=True).speculative
 
 
 @torch.inference_mode()
-def test_the_default_decodes_jointly_where_the_model_has_a_ctc_head(trained_like):
+def test_the_default_decodes_jointly_where_the_model_has_a_ctc_head(trained_like, monkeypatch):
     model, processor = trained_like
     samples = [AsrSample(noise_clip(s, 16000, seed=i), None, 16000) for i, s in enumerate((0.5, 0.3))]
     default = DecodingOptions(max_new_tokens=10)
@@ -454,5 +460,14 @@ def test_the_default_decodes_jointly_where_the_model_has_a_ctc_head(trained_like
     model.ctc = _head(model)
     try:
         assert tokens(default) == tokens(replace(default, ctc_weight=JOINT_CTC_WEIGHT))
+        drafted = []
+        original = decoding._speculative
+        monkeypatch.setattr(decoding, "_speculative", lambda *a: drafted.append(1) or original(*a))
+        alone = decode_samples(model, processor, samples[:1], default)
+        assert drafted == [1], "one sample alone decodes speculatively"
+        stepwise = decode_samples(model, processor, samples[:1], replace(default, speculative=False))
+        assert [h.tokens for h in alone[0]] == [h.tokens for h in stepwise[0]]
+        decode_samples(model, processor, samples, default)
+        assert drafted == [1], "a batch decodes together"
     finally:
         model.ctc = None

@@ -68,7 +68,7 @@ class SpeedOptions:
     guidance_strength: float = SynthesisOptions().guidance_strength
     language_hint: bool = False
     ctc_weight: float | None = DecodingOptions().ctc_weight
-    speculative: bool = DecodingOptions().speculative
+    speculative: bool | None = DecodingOptions().speculative
 
     @property
     def decoding(self) -> DecodingOptions:
@@ -106,7 +106,7 @@ class SpeedJob:
     start_time: float = SpeedOptions().start_time
     guidance_strength: float = SynthesisOptions().guidance_strength
     ctc_weight: float | None = DecodingOptions().ctc_weight
-    speculative: bool = DecodingOptions().speculative
+    speculative: bool | None = DecodingOptions().speculative
 
 
 Runner = Callable[[SpeedJob], dict]
@@ -325,6 +325,12 @@ def _weight_text(weight: float | None) -> str:
     )
 
 
+def _speculative_text(speculative: bool | None) -> str:
+    if speculative is None:
+        return "where the adapter has a CTC head (one clip at a time)"
+    return "on" if speculative else "off"
+
+
 def real_time_factor(compute_seconds: float, audio_seconds: float) -> float:
     return compute_seconds / audio_seconds if audio_seconds else float("nan")
 
@@ -361,7 +367,7 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
         f"- systems: `{result.model}` (unispeech) and `{WHISPER_BASE}` (openai-whisper base, greedy), "
         f"each in a fresh process, {result.threads} torch thread(s)",
         f"- `{result.model}` decodes ASR greedily with ctc_weight {_weight_text(decoding.ctc_weight)}, "
-        f"speculative {'on' if decoding.speculative else 'off'}",
+        f"speculative {_speculative_text(decoding.speculative)}",
         f"- manifests: {', '.join(f'`{m}`' for m in manifests)}",
         *([f"- command: `{command}`"] if command else []),
     ]

@@ -7,7 +7,7 @@ model flags, are `flags.py`'s; the `eval` commands live beside the benchmarks
 (`benchmarks/commands.py`).
 
     unispeech transcribe FILE... [--nbest N] [--json]          speech to text (any length)
-             [--ctc-weight W] [--speculative]             … with the ASR adapter's CTC head
+             [--ctc-weight W] [--[no-]speculative]        … with the ASR adapter's CTC head
     unispeech speak TEXT --prompt WAV [--prompt-text T] -o OUT.wav   text to speech in a cloned voice
     unispeech correct [FILE]                      correct N-best lists (JSON, on stdin or in FILE)
     unispeech data import|validate|split|synth|nbest|nbest-stats   manifests, corpora, N-best lists

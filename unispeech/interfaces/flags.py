@@ -92,8 +92,8 @@ def add_option_flag(
     command: argparse.ArgumentParser, options: str, name: str, *flags: str, **kwargs: Any
 ) -> argparse.Action:
     """`--name` (or `flags`), stored as `name`, mirroring field `name` of `options`; unset it is
-    None (a store_true flag too), and its help gains the field's default when shown."""
-    if kwargs.get("action") == "store_true":
+    None (an on/off flag too), and its help gains the field's default when shown."""
+    if kwargs.get("action") in ("store_true", argparse.BooleanOptionalAction):
         kwargs.setdefault("default", None)
     elif flags:  # named after the flag, not the field
         kwargs.setdefault("metavar", flags[0].removeprefix("--").replace("-", "_").upper())
@@ -164,7 +164,7 @@ def add_ctc_flags(command: argparse.ArgumentParser) -> None:
         command,
         DECODING,
         "speculative",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="greedy decoding (joint or not) with drafts from the CTC head: the same transcripts in fewer "
-        "LLM passes",
+        "LLM passes; unset, on where the ASR adapter has a CTC head and one clip decodes alone",
     )

@@ -22,7 +22,9 @@ head's greedy transcript drafts the next tokens, one pass over the cache gives t
 log-probabilities after each of them, the greedy decoder itself chooses at each drafted position
 in turn (so each choice is the one it would make step by step), the draft is kept up to the first
 choice that differs from it, that choice is the next token, and the cache is cropped back to what
-was kept. It runs one sample at a time, as each sample keeps a different number of tokens.
+was kept. It runs one sample at a time, as each sample keeps a different number of tokens, so
+it is the default only where a batch holds one sample (one clip transcribed alone): a batch
+decoded together costs fewer passes in all.
 
 `decode_samples` is the one path from processor samples to text that every task takes: the
 left-padded batch on the model's device, speech encoded, the prompt embedded (`embed_prompts`),
@@ -68,7 +70,8 @@ class DecodingOptions:
     ASR with a CTC head only: `ctc_weight` λ in [0, 1) ranks by (1 − λ)·LLM + λ·CTC log-probability
     (0: the LLM alone, as without a head); None, the default, is `JOINT_CTC_WEIGHT` for ASR with a
     head and 0 otherwise (`for_model`). `speculative` drafts from the CTC head to reach greedy
-    decoding's output (with the `ctc_weight` asked for) in fewer passes: greedy only, not with a beam."""
+    decoding's output (with the `ctc_weight` asked for) in fewer passes: greedy only, not with a
+    beam; None, the default, turns it on where a head exists and one sample decodes alone."""
 
     beam_size: int | None = None
     n_best: int = 1
@@ -76,7 +79,7 @@ class DecodingOptions:
     max_new_tokens: int = 448
     no_repeat_ngram_size: int | None = None
     ctc_weight: float | None = None
-    speculative: bool = False
+    speculative: bool | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size is not None and self.beam_size < 1:
@@ -112,12 +115,16 @@ class DecodingOptions:
             beam_size = n_best
         return cls(beam_size=beam_size, n_best=n_best, **fields)
 
-    def for_model(self, has_ctc_head: bool) -> DecodingOptions:
-        """These options with `ctc_weight` decided: None becomes `JOINT_CTC_WEIGHT` where the model's
-        CTC head hears the samples (ASR with a head), else 0."""
-        if self.ctc_weight is not None:
-            return self
-        return replace(self, ctc_weight=JOINT_CTC_WEIGHT if has_ctc_head else 0.0)
+    def for_model(self, has_ctc_head: bool, samples: int = 1) -> DecodingOptions:
+        """These options with the defaults decided for a batch of `samples`: a `ctc_weight` of None
+        becomes `JOINT_CTC_WEIGHT` where the model's CTC head hears the samples (ASR with a head),
+        else 0; a `speculative` of None becomes True there for one greedy sample, else False."""
+        ctc_weight, speculative = self.ctc_weight, self.speculative
+        if ctc_weight is None:
+            ctc_weight = JOINT_CTC_WEIGHT if has_ctc_head else 0.0
+        if speculative is None:
+            speculative = has_ctc_head and self.beam_size is None and samples == 1
+        return replace(self, ctc_weight=ctc_weight, speculative=speculative)
 
     @property
     def logits_processors(self) -> LogitsProcessorList:
@@ -329,7 +336,8 @@ def decode(
 ) -> list[list[Hypothesis]]:
     """Decode text after left-padded prompts `(B, L, D)`; `budgets` caps each sample's tokens;
     `ctc`, the CTC head's view of each sample's speech, is needed for `ctc_weight` and
-    `speculative` (a `ctc_weight` of None is 0 here: `decode_samples` decides it by the model's head).
+    `speculative` (a `ctc_weight` of None is 0 here, and a `speculative` of None is off:
+    `decode_samples` decides both by the model's head).
 
     Returns, per sample, its `n_best` hypotheses, best first."""
     options = options.for_model(has_ctc_head=False)
@@ -511,7 +519,7 @@ def decode_samples(
 ) -> list[list[Hypothesis]]:
     """Per sample, its `n_best` hypotheses (best first) with their `text` filled in."""
     speech_only = all(isinstance(sample, AsrSample) for sample in samples)
-    options = options.for_model(has_ctc_head=model.ctc is not None and speech_only)
+    options = options.for_model(has_ctc_head=model.ctc is not None and speech_only, samples=len(samples))
     embeddings, attention_mask, speech = _embed(model, processor, samples)
     ctc = ctc_output(model, samples, speech) if options.ctc_weight > 0 or options.speculative else None
     results = decode(model, embeddings, attention_mask, processor.token_ids.eos, options, budgets, ctc)
