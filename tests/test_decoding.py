@@ -410,6 +410,26 @@ def test_speculative_decoding_accepts_a_good_draft_in_few_passes(trained_like, m
 
 
 @torch.inference_mode()
+def test_speculative_decoding_drafts_less_once_its_drafts_are_rejected(trained_like, monkeypatch):
+    model, processor = trained_like
+    embeddings, mask = _prompts(model, processor, seconds=(0.6,))
+    (want,) = decode(model, embeddings, mask, -1, DecodingOptions(max_new_tokens=40))[0]  # eos never comes
+    assert len(want.tokens) == 40 and 3 not in want.tokens
+    ctc = _ctc_favouring(CtcHead([3], model.config.text_config.hidden_size), [[3] * 40])  # always wrong
+    fed = []
+    original = model.run_backbone
+    monkeypatch.setattr(
+        model, "run_backbone", lambda x, *a, **k: fed.append(x.shape[1]) or original(x, *a, **k)
+    )
+    (got,) = decode(
+        model, embeddings, mask, -1, DecodingOptions(max_new_tokens=40, speculative=True), ctc=ctc
+    )[0]
+    assert got.tokens == want.tokens
+    drafted = sum(fed[1:]) - len(fed[1:])  # positions fed beyond each pass's own token
+    assert drafted <= 2 * MAX_DRAFT_TOKENS + len(want.tokens), "16 + 8 + 4 + 2 + 1, then one a pass"
+
+
+@torch.inference_mode()
 def test_joint_speculative_decoding_accepts_the_heads_transcript_in_few_passes(monkeypatch):
     """A head sure of a transcript steers the joint greedy decode of a random LLM to it (its two
     tokens are always candidates), and drafts it: every draft is accepted."""

@@ -53,7 +53,8 @@ from unispeech.tasks.ctc_prefix import CtcPrefixScorer
 NEGATIVE_INFINITY = float("-inf")
 PRE_BEAM_RATIO = 1.5  # CTC scores this many candidates per beam (ESPnet's pre_beam_ratio)
 JOINT_CTC_WEIGHT = 0.3  # λ where the ASR adapter has a CTC head: train/RUNS.md (smol-asr-real) measures it
-MAX_DRAFT_TOKENS = 16  # drafted per speculative pass: a long pass costs little more than one step
+MAX_DRAFT_TOKENS = 16  # drafted per speculative pass at most: a long pass costs little more than one step
+DRAFT_GROWTH = 2  # a pass drafts this many times what the last kept, or this fraction of what it drafted
 NO_CTC_HEAD = (
     "ctc_weight and speculative decoding need the ASR adapter's CTC head, and the loaded adapter has "
     "none: use an adapter trained with the CTC aid (recipe ctc.weight), or leave both off"
@@ -411,14 +412,17 @@ def _speculative(
     model: UnispeechLMModel, prompt: torch.Tensor, decoder: TokenDecoder, draft: list[int]
 ) -> Hypothesis:
     """What greedy `decoder` (one sample) writes after one unpadded prompt `(1, L, D)`, checking
-    `draft` (the CTC transcript) `MAX_DRAFT_TOKENS` at a time: the decoder chooses at every position
-    as it would step by step, so the tokens are the same, in fewer backbone passes."""
+    `draft` (the CTC transcript) up to `MAX_DRAFT_TOKENS` at a time (`DRAFT_GROWTH` times what the
+    last pass kept, at least 1 / `DRAFT_GROWTH` of what it drafted: a draft the LLM keeps rejecting
+    shrinks to one token a pass and costs little): the decoder chooses at every position as it would
+    step by step, so the tokens are the same, in fewer backbone passes."""
     cache = DynamicCache(config=model.backbone.config)
     embed_tokens = model.backbone.get_input_embeddings()
     processors = decoder.options.logits_processors
     draft = [token for token in draft if token != decoder.eos]
     length = prompt.shape[1]
     written: list[int] = []
+    drafted = MAX_DRAFT_TOKENS  # how many tokens the next pass drafts
 
     def choose(log_probs: torch.Tensor) -> int | None:
         """The decoder's next token after `log_probs` `(1, V)`, written; None once it has finished."""
@@ -431,7 +435,7 @@ def _speculative(
     hidden = model.run_backbone(prompt, _ones(length, prompt.device), past_key_values=cache)  # (1, L, D)
     token = choose(_next_log_probs(model, hidden))
     while token is not None:  # each round feeds the chosen token and as much of the draft as is chosen
-        proposed = _continuation(draft, written)[: decoder.budgets[0] - len(written)][:MAX_DRAFT_TOKENS]
+        proposed = _continuation(draft, written)[: min(decoder.budgets[0] - len(written), drafted)]
         inputs = torch.tensor([[token, *proposed]], device=prompt.device)  # (1, Q)
         mask = _ones(length + len(written) + len(proposed), prompt.device)  # the cache's and the new
         hidden = model.run_backbone(embed_tokens(inputs), mask, past_key_values=cache)  # (1, Q, D)
@@ -442,6 +446,7 @@ def _speculative(
             accepted += 1
             token = choose(all_log_probs[accepted : accepted + 1])
         cache.crop(accepted - len(proposed))  # drop the rejected draft's positions (a count ≤ 0)
+        drafted = min(MAX_DRAFT_TOKENS, max(1, DRAFT_GROWTH * accepted, drafted // DRAFT_GROWTH))
     return decoder.result()[0][0]
 
 
