@@ -177,7 +177,15 @@ def test_switching_between_two_loaded_tasks_is_exact(tiny, tmp_path):
     _assert_differs(asr, tts)
     _assert_differs(asr, base)
 
-    for task, expected in [("asr", asr), ("tts", tts), ("asr", asr), (None, base), ("tts", tts)]:
+    for task, expected in [
+        ("asr", asr),
+        ("asr", asr),
+        ("tts", tts),
+        ("asr", asr),
+        (None, base),
+        (None, base),
+        ("tts", tts),
+    ]:
         set_task(fresh, task)
         assert active_task(fresh) == task
         _assert_equal(_outputs(fresh, batch), expected)
@@ -192,6 +200,26 @@ def test_switching_between_two_loaded_tasks_is_exact(tiny, tmp_path):
         else:
             _assert_module(fresh, "projector", base_projector)
             _assert_module(fresh, "flow", base_flow)
+
+
+def test_choosing_the_active_task_again_moves_no_weights(tiny, tmp_path, monkeypatch):
+    from unispeech.model import adapters
+
+    model, _ = tiny
+    add_task_adapter(model, "asr", lora=_small_lora(model))
+    save_task_adapter(model, "asr", tmp_path / "asr")
+    fresh, _ = _tiny()
+    load_task_adapter(fresh, tmp_path / "asr")
+    moved = []
+    original = adapters._put_module_weights
+    monkeypatch.setattr(adapters, "_put_module_weights", lambda *a: moved.append(a[1]) or original(*a))
+    set_task(fresh, "asr")
+    assert moved == [], "one clip transcribed after another switches nothing"
+    set_task(fresh, None)
+    assert moved, "the bare base model puts the base modules back"
+    moved.clear()
+    set_task(fresh, None)
+    assert moved == []
 
 
 @torch.no_grad()

@@ -382,11 +382,12 @@ def set_task(model: UnispeechLMModel, task: str | None) -> None:
     base). `None` gives the bare base model: adapters disabled, the base task modules."""
     registry = _registry(model)
     if task is None:
-        if registry is not None:
+        if registry is not None and registry.active is not None:
             _activate(model, registry, None)
         return
     _loaded_state(registry, task)
-    _activate(model, registry, task)
+    if registry.active != task:  # the active task's modules and LoRA are in place already
+        _activate(model, registry, task)
 
 
 def active_task(model: UnispeechLMModel) -> str | None:
@@ -460,8 +461,8 @@ def _capture_base(model: UnispeechLMModel, registry: _Registry, modules: Iterabl
 def _activate(model: UnispeechLMModel, registry: _Registry, task: str | None) -> None:
     """Switch the live task modules and the backbone's LoRA from the active task to `task`."""
     previous = registry.active
-    if previous is not None and previous in registry.tasks:  # keep what was trained in place
-        state = registry.tasks[previous]
+    if previous is not None and previous in registry.tasks and registry.tasks[previous].trainable:
+        state = registry.tasks[previous]  # keep what was trained in place
         state.weights = {module: _clone(_module_weights(model, module)) for module in state.modules}
     target = registry.tasks[task] if task is not None else None
     for module, base_weights in registry.base.items():
