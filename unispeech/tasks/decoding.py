@@ -354,13 +354,12 @@ def decode(
         raise ValueError("ctc_weight and speculative decoding need the CTC head's output: pass ctc")
     if options.speculative:
         real = attention_mask.bool()
-        return [
-            [_speculative(model, inputs_embeds[i, real[i]][None], decoder, draft)]
-            for i, (draft, decoder) in enumerate(
-                zip(ctc.drafts(), _decoders(model, options, eos_token_id, budgets, ctc), strict=True)
-            )
-        ]
-    (decoder,) = _decoders(model, options, eos_token_id, budgets, ctc, one_per_sample=False)
+        results = []
+        for i, (budget, draft) in enumerate(zip(budgets, ctc.drafts(), strict=True)):
+            decoder = _decoder(model, options, eos_token_id, [budget], ctc.clip(i))
+            results.append([_speculative(model, inputs_embeds[i, real[i]][None], decoder, draft)])
+        return results
+    decoder = _decoder(model, options, eos_token_id, budgets, ctc)
     cache = DynamicCache(config=model.backbone.config)
     hidden = model.run_backbone(inputs_embeds, attention_mask, past_key_values=cache)  # (B, L, D)
     log_probs = _next_log_probs(model, hidden)
@@ -385,27 +384,16 @@ def decode(
     return decoder.result()
 
 
-def _decoders(
-    model: UnispeechLMModel,
-    options: DecodingOptions,
-    eos: int,
-    budgets: list[int],
-    ctc: CtcOutput | None,
-    one_per_sample: bool = True,
-) -> list[TokenDecoder]:
-    """The strategy `options` ask for: one decoder per sample (for speculative decoding), or one
-    for the whole batch. Greedy decoding with CTC runs as a beam of one through the prefix scorer."""
+def _decoder(
+    model: UnispeechLMModel, options: DecodingOptions, eos: int, budgets: list[int], ctc: CtcOutput | None
+) -> TokenDecoder:
+    """The strategy `options` ask for, for samples with these `budgets` (and this view of their
+    speech, for CTC). Greedy decoding with CTC runs as a beam of one through the prefix scorer."""
+    if options.beam_size is None and options.ctc_weight == 0:
+        return GreedyDecoder(len(budgets), options, eos, budgets)
     vocab_size = model.backbone.get_output_embeddings().weight.shape[0]
-
-    def build(budgets: list[int], ctc: CtcOutput | None) -> TokenDecoder:
-        if options.beam_size is None and options.ctc_weight == 0:
-            return GreedyDecoder(len(budgets), options, eos, budgets)
-        scorer = ctc.scorer(options.beams, vocab_size, eos) if options.ctc_weight > 0 else None
-        return BeamSearchDecoder(len(budgets), options, eos, budgets, scorer)
-
-    if not one_per_sample:
-        return [build(budgets, ctc)]
-    return [build([budget], ctc and ctc.clip(i)) for i, budget in enumerate(budgets)]
+    scorer = ctc.scorer(options.beams, vocab_size, eos) if options.ctc_weight > 0 else None
+    return BeamSearchDecoder(len(budgets), options, eos, budgets, scorer)
 
 
 def _speculative(
