@@ -6,6 +6,7 @@ from tests.benchmark_helpers import write_corpus
 from unispeech.benchmarks import commands, ger
 from unispeech.data.nbest import NbestItem, read_nbest
 from unispeech.interfaces.cli import EXIT_USER_ERROR, main
+from unispeech.tasks.correction import NoHarmGate
 
 # reference, hypotheses (best first), what the fake corrector writes
 CASES = [
@@ -186,8 +187,12 @@ def test_the_cli_can_score_the_baseline_or_the_ungated_corrector(tmp_path, monke
     path = _write(tmp_path / "n.jsonl")
     assert main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "a"), "--no-gate"]) == 0
     assert seen == [None]
+    gated = ["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "g"), "--gate", "3", "9", "0.5"]
+    assert main(gated) == 0
+    assert seen[-1] == NoHarmGate(margin=3.0, single_margin=9.0, max_distance=0.5)
+    corrections = len(seen)
     assert (
         main(["eval", "ger", "--nbest", str(path), "--out", str(tmp_path / "b"), "--rescore", "2", "1"]) == 0
     )
     data = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert data["corrector"] == "LM rescoring" and seen == [None]
+    assert data["corrector"] == "LM rescoring" and len(seen) == corrections, "the corrector never ran"

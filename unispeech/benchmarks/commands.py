@@ -161,7 +161,7 @@ def _eval_ger(args: argparse.Namespace) -> None:
     )
     from unispeech.benchmarks.report import percent, write_report
     from unispeech.data.nbest import read_nbest
-    from unispeech.tasks.correction import CorrectionOptions
+    from unispeech.tasks.correction import CorrectionOptions, NoHarmGate
     from unispeech.tasks.rescoring import Rescorer
 
     correction = CorrectionOptions()
@@ -172,6 +172,8 @@ def _eval_ger(args: argparse.Namespace) -> None:
         correction = dataclasses.replace(correction, decoding=decoding)
     if args.no_gate:
         correction = dataclasses.replace(correction, gate=None)
+    elif args.gate is not None:
+        correction = dataclasses.replace(correction, gate=NoHarmGate(*args.gate))
     options = GerBenchmarkOptions(**given(args, "batch_size", "with_audio"))
     _check_limit(args.limit, "list")
     lists = {path: read_nbest(path)[: args.limit] for path in args.nbest}  # bad files fail before loading
@@ -296,7 +298,16 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
         type=int,
         help="forbid writing any n-gram of tokens twice (0: allow; default: the corrector's own setting)",
     )
-    ger.add_argument("--no-gate", action="store_true", help="take every generated correction (no gate)")
+    gating = ger.add_mutually_exclusive_group()
+    gating.add_argument("--no-gate", action="store_true", help="take every generated correction (no gate)")
+    gating.add_argument(
+        "--gate",
+        type=float,
+        nargs=3,
+        metavar=("MARGIN", "SINGLE_MARGIN", "MAX_DISTANCE"),
+        help="the no-harm gate's thresholds (default: NoHarmGate's, calibrated for the shipped "
+        "adapter; train/calibrate_gate.py calibrates them for another)",
+    )
     ger.add_argument(
         "--rescore",
         type=float,
