@@ -90,15 +90,15 @@ def test_unusable_lines_are_skipped_counted_and_reported(tmp_path):
 def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
     chosen = {}
 
-    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding):
-        chosen.update(model=model, adapters=adapters, hint=language_hint)
+    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding, weight_format):
+        chosen.update(model=model, adapters=adapters, hint=language_hint, weights=weight_format)
         assert decoding == DecodingOptions()
         return LookupTranscriber(HYPOTHESES, name=model)
 
     monkeypatch.setattr(asr, "load_transcriber", fake_loader)
     out = tmp_path / "report"
     assert main(["eval", "asr", "--manifest", str(corpus), "--model", "whisper-base", "--out", str(out)]) == 0
-    assert chosen == {"model": "whisper-base", "adapters": "shipped", "hint": False}
+    assert chosen == {"model": "whisper-base", "adapters": "shipped", "hint": False, "weights": "fp16"}
     data = json.loads((out / "report.json").read_text())
     assert data["overall"]["errors"] == 3 and data["overall"]["reference_units"] == 16
     assert [g["error_rate"] for g in data["by_language"]] == pytest.approx([2 / 9, 1 / 7])
@@ -119,7 +119,7 @@ def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
 def test_the_cli_decodes_with_the_ctc_flags(corpus, tmp_path, monkeypatch, flags, expected):
     chosen = []
 
-    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding):
+    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding, weight_format):
         chosen.append(decoding)
         return LookupTranscriber(HYPOTHESES, name=model)
 
@@ -179,7 +179,9 @@ def test_an_empty_manifest_list_is_refused():
 
 def test_the_tiny_model_runs_end_to_end(tiny_dir, tmp_path):
     manifest = write_corpus(tmp_path, ROWS[:2])
-    transcriber = asr.load_transcriber(str(tiny_dir), adapters=None)
+    transcriber = asr.load_transcriber(
+        str(tiny_dir), adapters=None, weight_format="fp32"
+    )  # adapter added below
     result = asr.score_asr(read_clips([manifest]), transcriber, progress=False)
     assert len(result.utterances) == 2 and result.compute_seconds > 0
     assert all(u.count.units in (3, 4) for u in result.utterances)

@@ -31,7 +31,7 @@ $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
 [ -f "$DATA/alignment/durations.jsonl" ] || $unispeech data align --out "$DATA/alignment" \
     --manifest "$DATA/ljspeech.jsonl" "$DATA/kathleen.jsonl" "$DATA/libri251.jsonl"
 # German (issue 22): Kerstin by utterance (15 %), its durations, espeak-ng's German voices on the
-# train side's sentences (for ASR)
+# train side's sentences and on 4 000 others (for ASR)
 [ -f "$DATA/kerstin.jsonl" ] || $unispeech data import folder "$SHARED/kerstin" --lang de --speaker kerstin \
     --manifest "$DATA/kerstin.jsonl"
 [ -f "$DATA/kerstin.dev.jsonl" ] || $unispeech data split --manifest "$DATA/kerstin.jsonl" --by utterance --dev-fraction 0.15
@@ -41,6 +41,13 @@ $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
     "$DATA/kerstin.train.jsonl" > "$DATA/kerstin.train.txt"
 [ -f "$DATA/synth-de/manifest.jsonl" ] || $unispeech data synth --text "$DATA/kerstin.train.txt" --languages de \
     --out "$DATA/synth-de" --count 1500 --workers 2
+# other German sentences in the same voices, so that German ASR learns German, not 332 sentences:
+# Debian's fortunes-de (real German prose; no German corpus is on PyPI)
+[ -d /usr/share/games/fortunes/de ] || apt-get install -y -qq fortunes-de >/dev/null
+[ -f "$DATA/fortunes-de.txt" ] || .venv/bin/python train/fortune_sentences.py --exclude "$DATA/kerstin.dev.jsonl" \
+    --out "$DATA/fortunes-de.txt"
+[ -f "$DATA/synth-de-fortunes/manifest.jsonl" ] || $unispeech data synth --text "$DATA/fortunes-de.txt" --languages de \
+    --out "$DATA/synth-de-fortunes" --count 4000 --workers 2
 # the trainer's periodic dev set: 8 clips spread over each real English dev side
 [ -f "$DATA/asr-dev24.jsonl" ] || for name in ljspeech kathleen libri251; do
     awk -v n="$(wc -l < "$DATA/$name.dev.jsonl")" 'NR == 1 + int(k * n / 8) {print; k++}' "$DATA/$name.dev.jsonl"

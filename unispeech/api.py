@@ -28,6 +28,7 @@ import numpy as np
 from unispeech.audio.features import AudioSource
 from unispeech.audio.vocoder import Vocoder
 from unispeech.model.adapters import check_adapter_task, load_task_adapter, loaded_tasks, set_task
+from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, pack_fp16_weights
 from unispeech.model.modeling import UnispeechLMModel
 from unispeech.model.processor import UnispeechLMProcessor
 from unispeech.model.sequences import ASR, GER, TASKS, TTS
@@ -186,13 +187,18 @@ def load(
     adapters: str | Path | None = "shipped",
     attn_implementation: str = "sdpa",
     languages: SequenceOf[str] = (ADAPTER_LANGUAGE,),
+    weight_format: str = DEFAULT_WEIGHT_FORMAT,
 ) -> Unispeech:
     """A model by name (from the weight cache) or from a saved folder, with its task adapters in
     each of `languages` (ISO codes): `"shipped"` loads those shipped for a named model that exist
     (`weights.cache.adapter_dir`), a path every task folder under it (`<path>/asr/` must hold an ASR
     adapter, `<path>/de/asr/` a German one: `weights.cache.adapter_subpath`), `None` none. A language
     without adapters is served by the English ones (a warning says so); a path without any task
-    folder is refused, before the model loads."""
+    folder is refused, before the model loads. `weight_format="fp16"` (the default) packs the frozen
+    backbone layers in half precision once the adapters are in, for faster CPU inference
+    (`model.cpu_weights`); `"fp32"` keeps them as trained, for a model that moves to a GPU."""
+    if weight_format not in WEIGHT_FORMATS:
+        raise ValueError(f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {weight_format!r}")
     languages = (languages,) if isinstance(languages, str) else tuple(languages)
     if adapters == "shipped":
         root = model_adapters(str(name_or_path)) if str(name_or_path) in MODELS else None
@@ -214,4 +220,6 @@ def load(
     for (task, language), folder in folders.items():
         speech.load_adapter(folder, task, language)
     set_task(speech.model, None)
+    if weight_format == "fp16":
+        pack_fp16_weights(speech.model)
     return speech

@@ -36,6 +36,7 @@ from unispeech.benchmarks.report import (
 )
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, group_by, metric_name, total
 from unispeech.evaluation.reliance import AudioReliance, audio_reliance
+from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT
 from unispeech.model.sequences import ASR
 from unispeech.tasks.decoding import DecodingOptions
 from unispeech.tasks.transcription import TranscriptionOptions
@@ -109,10 +110,11 @@ def load_transcriber(
     language_hint: bool = False,
     batch_size: int = TranscriptionOptions().batch_size,
     decoding: DecodingOptions = DecodingOptions(),
+    weight_format: str = DEFAULT_WEIGHT_FORMAT,
 ) -> Transcriber:
     """`"whisper-base"` (openai-whisper base from the `whisper_weights` cache name or file), or a
-    unispeech model by name or folder with its adapters (see `unispeech.load`), decoding as
-    `decoding` says (its CTC options, `ctc_weight` and `speculative`, among others)."""
+    unispeech model by name or folder with its adapters and `weight_format` (see `unispeech.load`),
+    decoding as `decoding` says (its CTC options, `ctc_weight` and `speculative`, among others)."""
     if model == WHISPER_BASE:
         if decoding != DecodingOptions():
             raise ValueError(
@@ -125,7 +127,8 @@ def load_transcriber(
     from unispeech.api import load
 
     options = TranscriptionOptions(decoding=decoding, batch_size=batch_size)
-    return UnispeechTranscriber(load(model, adapters=adapters), options, language_hint, name=model)
+    speech = load(model, adapters=adapters, weight_format=weight_format)
+    return UnispeechTranscriber(speech, options, language_hint, name=model)
 
 
 def score_reliance(speech: Unispeech, clips: Sequence[Clip], batch_size: int = 8) -> AudioReliance:

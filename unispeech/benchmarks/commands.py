@@ -72,7 +72,13 @@ def _eval_asr(args: argparse.Namespace) -> None:
         raise ValueError("--reliance scores a unispeech model's ASR adapter, not whisper-base")
     clips = read_clips(args.manifest, args.limit, args.sample)  # a bad manifest fails before the model loads
     transcriber = asr.load_transcriber(
-        args.model, adapters_choice(args), args.whisper, args.language_hint, options.batch_size, decoding
+        args.model,
+        adapters_choice(args),
+        args.whisper,
+        args.language_hint,
+        options.batch_size,
+        decoding,
+        args.weight_format,
     )
     result = asr.score_asr(clips, transcriber, options)
     reliance = None
@@ -198,7 +204,7 @@ def _eval_speed(args: argparse.Namespace) -> None:
     from unispeech.benchmarks.report import number, write_report
     from unispeech.benchmarks.speed import DEFAULT_CLIPS, SpeedOptions, measure_speed, speed_report
 
-    fields = given(args, "tts_clips", "start_time", "threads", "language_hint", *CTC_FIELDS)
+    fields = given(args, "tts_clips", "start_time", "threads", "language_hint", "weight_format", *CTC_FIELDS)
     if args.nfe is not None:
         try:
             fields["nfe"] = tuple(int(steps) for steps in args.nfe.split(","))

@@ -41,6 +41,7 @@ from unispeech.benchmarks.asr import WHISPER_BASE
 from unispeech.benchmarks.clips import Clip, Skipped, load_usable, require_some
 from unispeech.benchmarks.report import BarChart, Report, markdown_table, number, skipped_section
 from unispeech.benchmarks.tts import TtsPair, pair_by_speaker
+from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS
 from unispeech.tasks.decoding import JOINT_CTC_WEIGHT, DecodingOptions
 from unispeech.tasks.synthesis import SynthesisOptions
 
@@ -58,7 +59,8 @@ class SpeedOptions:
     1), the ODE started at `start_time` for the others; `tts_clips`: how many clips TTS speaks (0: no TTS);
     `threads`: torch threads in every child (None: this process's count); `warmup`: one untimed
     clip first; `ctc_weight` and `speculative`: how the unispeech model decodes ASR
-    (`DecodingOptions`; whisper-base decodes its own way)."""
+    (`DecodingOptions`; whisper-base decodes its own way); `weight_format`: how it holds its
+    backbone's weights (`unispeech.load`; whisper-base runs as openai-whisper does on a CPU, fp32)."""
 
     nfe: tuple[int, ...] = DEFAULT_NFE
     tts_clips: int = 3
@@ -69,6 +71,7 @@ class SpeedOptions:
     language_hint: bool = False
     ctc_weight: float | None = DecodingOptions().ctc_weight
     speculative: bool | None = DecodingOptions().speculative
+    weight_format: str = DEFAULT_WEIGHT_FORMAT
 
     @property
     def decoding(self) -> DecodingOptions:
@@ -77,6 +80,10 @@ class SpeedOptions:
 
     def __post_init__(self) -> None:
         _ = self.decoding  # validates the decoding fields now, not in the child process
+        if self.weight_format not in WEIGHT_FORMATS:
+            raise ValueError(
+                f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {self.weight_format!r}"
+            )
         if not self.nfe or min(self.nfe) < 0:
             raise ValueError(f"nfe must be step counts >= 0 (0: the phoneme prior alone), got {self.nfe}")
         if not 0 <= self.start_time < 1:
@@ -90,7 +97,8 @@ class SpeedOptions:
 @dataclass(frozen=True)
 class SpeedJob:
     """What one child process runs: `system` (asr or tts) of `model`, on `clips` (path, lang, text);
-    ASR decodes with `ctc_weight` and `speculative`; TTS speaks `pairs` (target index, prompt
+    ASR decodes with `ctc_weight` and `speculative`; the unispeech model holds its backbone in
+    `weight_format`; TTS speaks `pairs` (target index, prompt
     index) at each of `nfe` (from `start_time`; NFE 0: the prior alone)."""
 
     system: str
@@ -107,6 +115,7 @@ class SpeedJob:
     guidance_strength: float = SynthesisOptions().guidance_strength
     ctc_weight: float | None = DecodingOptions().ctc_weight
     speculative: bool | None = DecodingOptions().speculative
+    weight_format: str = DEFAULT_WEIGHT_FORMAT
 
 
 Runner = Callable[[SpeedJob], dict]
@@ -145,11 +154,18 @@ def run_job(job: SpeedJob, progress: bool = True) -> dict:
         from unispeech.benchmarks.asr import load_transcriber
 
         decoding = DecodingOptions(ctc_weight=job.ctc_weight, speculative=job.speculative)
-        system = load_transcriber(job.model, job.adapters, job.whisper, job.language_hint, decoding=decoding)
+        system = load_transcriber(
+            job.model,
+            job.adapters,
+            job.whisper,
+            job.language_hint,
+            decoding=decoding,
+            weight_format=job.weight_format,
+        )
     else:
         from unispeech.api import load
 
-        system = load(job.model, adapters=job.adapters)
+        system = load(job.model, adapters=job.adapters, weight_format=job.weight_format)
     load_seconds = time.perf_counter() - began
     result = {"system": job.system, "model": job.model, "threads": job.threads, "load_seconds": load_seconds}
     if job.system == ASR:
@@ -288,9 +304,13 @@ def measure_speed(
         "threads": threads,
         "warmup": options.warmup,
     }
-    decoding = {"ctc_weight": options.ctc_weight, "speculative": options.speculative}
+    unispeech_only = {
+        "ctc_weight": options.ctc_weight,
+        "speculative": options.speculative,
+        "weight_format": options.weight_format,
+    }
     jobs = [
-        SpeedJob(ASR, model, language_hint=options.language_hint, **decoding, **common),
+        SpeedJob(ASR, model, language_hint=options.language_hint, **unispeech_only, **common),
         SpeedJob(ASR, WHISPER_BASE, language_hint=options.language_hint, **common),
     ]
     if options.tts_clips:
@@ -303,6 +323,7 @@ def measure_speed(
             nfe=list(options.nfe),
             start_time=options.start_time,
             guidance_strength=options.guidance_strength,
+            weight_format=options.weight_format,
             **common,
         )
         jobs.append(tts_job)

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS
+
 if TYPE_CHECKING:
     from unispeech.api import Unispeech
 
@@ -130,6 +132,13 @@ def add_model_flags(command: argparse.ArgumentParser, model_help: str = MODEL_HE
     command.add_argument(
         "--adapters", help="a folder of task adapters (default: those shipped for the model; 'none': none)"
     )
+    command.add_argument(
+        "--weight-format",
+        choices=WEIGHT_FORMATS,
+        default=DEFAULT_WEIGHT_FORMAT,
+        help="fp16: the backbone's frozen weights packed in half precision, faster on a CPU; fp32 as "
+        f"trained (default: {DEFAULT_WEIGHT_FORMAT})",
+    )
 
 
 def adapters_choice(args: argparse.Namespace) -> str | None:
@@ -147,7 +156,9 @@ def load_speech(args: argparse.Namespace) -> Unispeech:
 
     language = getattr(args, "language", None)
     languages = (ADAPTER_LANGUAGE,) if language in (None, ADAPTER_LANGUAGE) else (ADAPTER_LANGUAGE, language)
-    return load(args.model, adapters=adapters_choice(args), languages=languages)
+    return load(
+        args.model, adapters=adapters_choice(args), languages=languages, weight_format=args.weight_format
+    )
 
 
 def add_ctc_flags(command: argparse.ArgumentParser) -> None:

@@ -49,6 +49,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from unispeech.dependencies import check_peft
+from unispeech.model.cpu_weights import is_packed
 from unispeech.model.ctc import CtcHead
 from unispeech.model.sequences import TASKS
 
@@ -192,6 +193,7 @@ def add_task_adapter(
     instead; its LoRA rank, alpha and targets and its task modules must be the ones asked for,
     but for those built from weights (the CTC head): one the folder lacks starts as none, and one
     the task does not train is left out."""
+    _require_unpacked(model)
     check_peft()
     name = _adapter_name(task)
     registry = _registry(model, create=True)
@@ -290,12 +292,24 @@ def load_task_adapter(
     missing files raise `FileNotFoundError`, damaged ones `AdapterError`, another task or a base
     other than `model.config` `AdapterMismatchError`, naming every field that differs.
     `trainable=True` keeps the LoRA and the task modules trainable, and freezes every other module,
-    as `add_task_adapter` does (to train further)."""
+    as `add_task_adapter` does (to train further). A model whose backbone is packed in fp16
+    (`cpu_weights`) takes no more adapters: every adapter loads before packing."""
     check_peft()
+    _require_unpacked(model)
     path = Path(path)
     if task is not None:
         check_adapter_task(path, task)
     return _load(model, path, task, trainable)
+
+
+def _require_unpacked(model: UnispeechLMModel) -> None:
+    """Refuse a backbone packed for CPU inference: peft cannot wrap a packed layer."""
+    if is_packed(model):
+        raise ValueError(
+            "this model's backbone weights are packed in fp16 (weight_format='fp16'), and adapters load "
+            "before packing: name them when loading, unispeech.load(..., adapters=FOLDER), or load the "
+            "model with weight_format='fp32'"
+        )
 
 
 def check_adapter_task(path: str | Path, task: str) -> None:

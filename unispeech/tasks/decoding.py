@@ -391,7 +391,7 @@ def _decoder(
     speech, for CTC). Greedy decoding with CTC runs as a beam of one through the prefix scorer."""
     if options.beam_size is None and options.ctc_weight == 0:
         return GreedyDecoder(len(budgets), options, eos, budgets)
-    vocab_size = model.backbone.get_output_embeddings().weight.shape[0]
+    vocab_size = model.backbone.get_output_embeddings().out_features
     scorer = ctc.scorer(options.beams, vocab_size, eos) if options.ctc_weight > 0 else None
     return BeamSearchDecoder(len(budgets), options, eos, budgets, scorer)
 
