@@ -79,17 +79,21 @@ def test_the_ctc_options_reach_our_model_only(manifest):
         jobs.append(job)
         return _canned(job)
 
-    options = speed.SpeedOptions(tts_clips=0, ctc_weight=0.3, speculative=False)
+    options = speed.SpeedOptions(tts_clips=0, ctc_weight=0.3, speculative=False, weight_format="fp32")
     result = speed.measure_speed(
         read_clips([manifest]), "mine", None, "w.pt", options, runner, progress=False
     )
-    assert [(job.model, job.ctc_weight, job.speculative) for job in jobs] == [
-        ("mine", 0.3, False),
-        ("whisper-base", None, None),
+    assert [(job.model, job.ctc_weight, job.speculative, job.weight_format) for job in jobs] == [
+        ("mine", 0.3, False, "fp32"),
+        ("whisper-base", None, None, "fp16"),  # the default, which whisper-base's child never reads
     ]
     report = speed.speed_report(result, [str(manifest)])
     assert report.data["decoding"] == {"ctc_weight": 0.3, "speculative": False}
-    assert "- `mine` decodes ASR greedily with ctc_weight 0.3, speculative off" in report.notes
+    assert report.data["weight_format"] == "fp32"
+    expected = "- `mine` decodes ASR greedily with ctc_weight 0.3, speculative off, its backbone weights in fp32"
+    assert any(note.startswith(expected) for note in report.notes)
+    with pytest.raises(ValueError, match="weight_format must be one of fp32, fp16, got 'int3'"):
+        speed.SpeedOptions(weight_format="int3")
     with pytest.raises(ValueError, match=r"ctc_weight must be in \[0, 1\)"):
         speed.SpeedOptions(speculative=True, ctc_weight=2.0)
 

@@ -28,7 +28,7 @@ import numpy as np
 from unispeech.audio.features import AudioSource
 from unispeech.audio.vocoder import Vocoder
 from unispeech.model.adapters import check_adapter_task, load_task_adapter, loaded_tasks, set_task
-from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS, pack_fp16_weights
+from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, check_weight_format, pack_fp16_weights
 from unispeech.model.modeling import UnispeechLMModel
 from unispeech.model.processor import UnispeechLMProcessor
 from unispeech.model.sequences import ASR, GER, TASKS, TTS
@@ -197,8 +197,7 @@ def load(
     folder is refused, before the model loads. `weight_format="fp16"` (the default) packs the frozen
     backbone layers in half precision once the adapters are in, for faster CPU inference
     (`model.cpu_weights`); `"fp32"` keeps them as trained, for a model that moves to a GPU."""
-    if weight_format not in WEIGHT_FORMATS:
-        raise ValueError(f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {weight_format!r}")
+    check_weight_format(weight_format)
     languages = (languages,) if isinstance(languages, str) else tuple(languages)
     if adapters == "shipped":
         root = model_adapters(str(name_or_path)) if str(name_or_path) in MODELS else None

@@ -41,7 +41,7 @@ from unispeech.benchmarks.asr import WHISPER_BASE
 from unispeech.benchmarks.clips import Clip, Skipped, load_usable, require_some
 from unispeech.benchmarks.report import BarChart, Report, markdown_table, number, skipped_section
 from unispeech.benchmarks.tts import TtsPair, pair_by_speaker
-from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, WEIGHT_FORMATS
+from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT, check_weight_format
 from unispeech.tasks.decoding import JOINT_CTC_WEIGHT, DecodingOptions
 from unispeech.tasks.synthesis import SynthesisOptions
 
@@ -80,10 +80,7 @@ class SpeedOptions:
 
     def __post_init__(self) -> None:
         _ = self.decoding  # validates the decoding fields now, not in the child process
-        if self.weight_format not in WEIGHT_FORMATS:
-            raise ValueError(
-                f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {self.weight_format!r}"
-            )
+        check_weight_format(self.weight_format)
         if not self.nfe or min(self.nfe) < 0:
             raise ValueError(f"nfe must be step counts >= 0 (0: the phoneme prior alone), got {self.nfe}")
         if not 0 <= self.start_time < 1:
@@ -98,8 +95,8 @@ class SpeedOptions:
 class SpeedJob:
     """What one child process runs: `system` (asr or tts) of `model`, on `clips` (path, lang, text);
     ASR decodes with `ctc_weight` and `speculative`; the unispeech model holds its backbone in
-    `weight_format`; TTS speaks `pairs` (target index, prompt
-    index) at each of `nfe` (from `start_time`; NFE 0: the prior alone)."""
+    `weight_format`; TTS speaks `pairs` (target index, prompt index) at each of `nfe` (from
+    `start_time`; NFE 0: the prior alone)."""
 
     system: str
     model: str
@@ -388,7 +385,8 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
         f"- systems: `{result.model}` (unispeech) and `{WHISPER_BASE}` (openai-whisper base, greedy), "
         f"each in a fresh process, {result.threads} torch thread(s)",
         f"- `{result.model}` decodes ASR greedily with ctc_weight {_weight_text(decoding.ctc_weight)}, "
-        f"speculative {_speculative_text(decoding.speculative)}",
+        f"speculative {_speculative_text(decoding.speculative)}, its backbone weights in "
+        f"{result.options.weight_format} (whisper-base: fp32, as openai-whisper runs on a CPU)",
         f"- manifests: {', '.join(f'`{m}`' for m in manifests)}",
         *([f"- command: `{command}`"] if command else []),
     ]
@@ -458,6 +456,7 @@ def speed_report(result: SpeedResult, manifests: Sequence[str], command: str | N
         "audio_seconds": result.audio_seconds,
         "threads": result.threads,
         "decoding": {"ctc_weight": decoding.ctc_weight, "speculative": decoding.speculative},
+        "weight_format": result.options.weight_format,
         "asr": rows,
         "ratios": ratios,
         "tts": tts_rows,

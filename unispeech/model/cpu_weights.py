@@ -34,6 +34,12 @@ WEIGHT_FORMATS = ("fp32", "fp16")  # fp16: `pack_fp16_weights`, for CPU inferenc
 DEFAULT_WEIGHT_FORMAT = "fp16"
 
 
+def check_weight_format(weight_format: str) -> None:
+    """Refuse a format that is not one of `WEIGHT_FORMATS` (a `ValueError` naming them)."""
+    if weight_format not in WEIGHT_FORMATS:
+        raise ValueError(f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {weight_format!r}")
+
+
 def _packed_type() -> type:
     from torch.ao.nn.quantized.dynamic import Linear
 
