@@ -90,8 +90,9 @@ def test_the_ctc_options_reach_our_model_only(manifest):
     report = speed.speed_report(result, [str(manifest)])
     assert report.data["decoding"] == {"ctc_weight": 0.3, "speculative": False}
     assert report.data["weight_format"] == "fp32"
-    expected = "- `mine` decodes ASR greedily with ctc_weight 0.3, speculative off, its backbone weights in "
-    expected += "fp32"
+    expected = (
+        "- `mine` decodes ASR greedily with ctc_weight 0.3, speculative off, its backbone weights in fp32"
+    )
     assert any(note.startswith(expected) for note in report.notes)
     with pytest.raises(ValueError, match="weight_format must be one of fp32, fp16, got 'int3'"):
         speed.SpeedOptions(weight_format="int3")
