@@ -40,16 +40,13 @@ def check_weight_format(weight_format: str) -> None:
         raise ValueError(f"weight_format must be one of {', '.join(WEIGHT_FORMATS)}, got {weight_format!r}")
 
 
-def _packed_type() -> type:
-    from torch.ao.nn.quantized.dynamic import Linear
-
-    return Linear
-
-
 def is_packed(model: nn.Module) -> bool:
     """Whether `model` (a `UnispeechLMModel`) has fp16-packed backbone layers."""
-    packed = _packed_type()
-    return any(isinstance(module, packed) for module in model.backbone.modules())
+    try:
+        from torch.ao.nn.quantized.dynamic import Linear as Packed
+    except ImportError:  # a torch without the API has packed nothing
+        return False
+    return any(isinstance(module, Packed) for module in model.backbone.modules())
 
 
 def pack_fp16_weights(model: nn.Module) -> int:
