@@ -6,9 +6,9 @@ weights in fp16 halves those bytes. fbgemm's fp16 GEMM, which torch reaches thro
 quantisation with a float16 config, keeps the weights packed in fp16 and multiplies them with the
 fp32 activations, accumulating in fp32: a 576 → 1 536 layer takes 106 µs where fp32 takes 194 µs
 (one thread, one token). Plain fp16 or bf16 tensors would not do: without native half-precision
-arithmetic (AVX2 here) torch's CPU half matmul is 2–4× *slower* than fp32, and torchao's int8 and
-int4 weight-only kernels, torch.ao's replacement, were 3–20× slower than fp32 here without
-torch.compile (all measured, train/RUNS.md). The cost in accuracy is small by construction: the
+arithmetic (AVX2 here) torch's CPU half matmul is 2–4× *slower* than fp32; torchao 0.18's int8
+configurations, torch.ao's replacement, ran 1.4–13× slower than fp32 without torch.compile, and
+torch's int8 and int4 weight-only CPU kernels 6–55× slower (all measured, train/RUNS.md). The cost in accuracy is small by construction: the
 backbone's weights are SmolLM2's 4-bit GGUF values, which fp16 holds to about 1e-3 relative.
 
 Only the frozen base layers are packed: every `nn.Linear` of the backbone (peft's `base_layer`s
