@@ -1,14 +1,15 @@
 """Half-precision backbone weights for CPU inference: the frozen linear layers packed for fbgemm.
 
 On a CPU, one decoding step reads every backbone weight once and waits on memory, not arithmetic
-(45 ms a pass for one token, 76 ms for 17 on the two-core machine of train/RUNS.md). Storing the
-weights in fp16 halves those bytes. fbgemm's fp16 GEMM, which torch reaches through dynamic
-quantisation with a float16 config, keeps the weights packed in fp16 and multiplies them with the
-fp32 activations, accumulating in fp32: a 576 → 1 536 layer takes 106 µs where fp32 takes 194 µs
-(one thread, one token). Plain fp16 or bf16 tensors would not do: without native half-precision
-arithmetic (AVX2 here) torch's CPU half matmul is 2–4× *slower* than fp32; torchao 0.18's int8
-configurations, torch.ao's replacement, ran 1.4–13× slower than fp32 without torch.compile, and
-torch's int8 and int4 weight-only CPU kernels 6–55× slower (all measured, train/RUNS.md). The cost in accuracy is small by construction: the
+(45 ms a pass for one token, 76 ms for 17 on the two-core machine of train/RUNS.md). fbgemm's fp16
+GEMM, which torch reaches through dynamic quantisation with a float16 config, keeps the weights
+packed in fp16 and multiplies them with the fp32 activations, accumulating in fp32: a 576 → 1 536
+layer takes 106 µs where fp32 takes 194 µs (one thread, one token). It pads its packed matrices to
+blocks of 512 input rows, so a 576-wide layer takes about the memory it took in fp32. Plain fp16 or
+bf16 tensors would not do: without native half-precision arithmetic (AVX2 here) torch's CPU half
+matmul is 2–4× *slower* than fp32; torchao 0.18's int8 configurations, torch.ao's replacement, ran
+1.4–13× slower than fp32 without torch.compile, and torch's int8 and int4 weight-only CPU kernels
+6–55× slower (all measured, train/RUNS.md). The cost in accuracy is small by construction: the
 backbone's weights are SmolLM2's 4-bit GGUF values, which fp16 holds to about 1e-3 relative.
 
 Only the frozen base layers are packed: every `nn.Linear` of the backbone (peft's `base_layer`s
