@@ -4,8 +4,9 @@ On a CPU, one decoding step reads every backbone weight once and waits on memory
 (45 ms a pass for one token, 76 ms for 17 on the two-core machine of train/RUNS.md). fbgemm's fp16
 GEMM, which torch reaches through dynamic quantisation with a float16 config, keeps the weights
 packed in fp16 and multiplies them with the fp32 activations, accumulating in fp32: a 576 → 1 536
-layer takes 106 µs where fp32 takes 194 µs (one thread, one token). It pads its packed matrices to
-blocks of 512 input rows, so a 576-wide layer takes about the memory it took in fp32. Plain fp16 or
+layer takes 106 µs where fp32 takes 194 µs (one thread, one token). Its packed matrices take about
+the memory fp32 did (60 such layers: 195 MB against 212 MB; fbgemm packs blocks of 512 input rows,
+and these layers have 576), so this buys speed, not memory. Plain fp16 or
 bf16 tensors would not do: without native half-precision arithmetic (AVX2 here) torch's CPU half
 matmul is 2–4× *slower* than fp32; torchao 0.18's int8 configurations, torch.ao's replacement, ran
 1.4–13× slower than fp32 without torch.compile, and torch's int8 and int4 weight-only CPU kernels
