@@ -16,21 +16,16 @@ import argparse
 import math
 from pathlib import Path
 
-import jiwer
-
 from unispeech.benchmarks.scoring import ErrorCount, count_errors, total
 from unispeech.data.nbest import NbestItem, read_nbest
-from unispeech.evaluation.metrics import normalize
+from unispeech.evaluation.metrics import normalize, oracle_hypothesis
 
 DECAYS = (0.0, 0.3, 0.6, 1.0)
 
 
 def distance(a: str, b: str) -> int:
-    """Word edits between two normalised texts (either may be empty)."""
-    if not a.split() or not b.split():
-        return max(len(a.split()), len(b.split()))
-    measured = jiwer.process_words(a, b)
-    return measured.substitutions + measured.deletions + measured.insertions
+    """Word edits from `a` to `b` (either may be empty)."""
+    return count_errors(a, b).errors if a.split() else len(b.split())
 
 
 def consensus(hypotheses: list[str], decay: float) -> str:
@@ -49,7 +44,7 @@ def scores(items: list[NbestItem]) -> dict[str, ErrorCount]:
         name: total(count_errors(item.output, text) for item, text in zip(items, texts, strict=True))
         for name, texts in chosen.items()
     }
-    best = (min((count_errors(item.output, h) for h in item.input), key=lambda c: c.errors) for item in items)
+    best = (count_errors(item.output, oracle_hypothesis(item.output, item.input)) for item in items)
     return counts | {"oracle": total(best)}
 
 
