@@ -32,6 +32,7 @@ from unispeech.training.checkpoints import (
 from unispeech.training.recipes import Source, load_recipe, recipe_from_dict
 from unispeech.training.trainer import (
     ADAPTER_FOLDER,
+    BEST_ADAPTER_FOLDER,
     CHECKPOINT_FOLDER,
     METRICS_FILE,
     TRAINABLE_FILE,
@@ -79,6 +80,10 @@ def make_recipe(manifest: Path, output: Path, **fields):
 def trained_weights(output: Path) -> dict[str, torch.Tensor]:
     newest = checkpoints(output / CHECKPOINT_FOLDER)[-1][1]
     return load_file(newest / TRAINABLE_FILE)
+
+
+def card_of(adapter: Path) -> dict:
+    return json.loads((adapter / "training.json").read_text())
 
 
 def stop_at(step: int, signum: int = signal.SIGTERM):
@@ -250,6 +255,28 @@ def test_dev_wer_by_ctc_during_the_warm_up_then_by_joint_decoding(manifest, tmp_
     assert [(r["step"], r["dev_decoder"]) for r in dev] == [(2, "ctc"), (4, "joint")]
     assert all(r["dev_wer"] >= 0 for r in dev)
     assert {"matched", "mismatched"} == set(dev[1]["dev_loss"])
+
+
+def test_the_best_dev_adapter_is_kept_and_remembered_over_a_resume(manifest, tmp_path, monkeypatch):
+    """`best-adapter` holds the adapter of the lowest dev WER so far; a resumed run knows that WER
+    from its card and does not replace it with a worse one."""
+    rates = iter([0.6, 0.4, 0.5])  # dev WER at steps 2, 4 and 6
+    monkeypatch.setattr(trainer_module, "word_error_rate", lambda *args: next(rates))
+    recipe = make_recipe(
+        manifest,
+        tmp_path / "run",
+        ctc={"warmup_steps": 0, "weight": 0.3},
+        dev={"manifest": str(manifest), "every": 2, "limit": 2},
+    )
+    assert Trainer(recipe, show_progress=False, on_step=stop_at(4)).train().stopped
+    best = tmp_path / "run" / BEST_ADAPTER_FOLDER
+    assert {key: card_of(best)[key] for key in ("steps", "dev_wer")} == {"steps": 4, "dev_wer": 0.4}
+    saved = (best / "adapter_model.safetensors").read_bytes()
+
+    assert Trainer(recipe, resume=True, show_progress=False).train().step == 6
+    assert card_of(best)["steps"] == 4 and (best / "adapter_model.safetensors").read_bytes() == saved
+    assert card_of(tmp_path / "run" / ADAPTER_FOLDER)["steps"] == 6
+    assert load_task_adapter(tiny_model()[0], best) == "asr"
 
 
 def test_dev_decodes_with_the_language_hint_the_recipe_trains_with(manifest, tmp_path, monkeypatch):

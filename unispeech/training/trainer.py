@@ -14,8 +14,9 @@ Nothing is lost: checkpoints are atomic and verified (`checkpoints.py`), `resume
 from the newest sound one exactly (weights, optimiser, scheduler, every RNG, stream position), and
 SIGTERM or SIGINT (Ctrl-C) finishes the current step, checkpoints and returns. Progress shows in a bar; every
 `log_every` steps a line goes to `metrics.jsonl` (losses per task, lr, tokens/s, padded fraction,
-peak memory); every `dev.every` steps the dev WER. At the end, or on such a stop, the adapter is
-saved to `<output>/adapter/` in the layout `adapters.load_task_adapter` reads. `init_from` starts
+peak memory); every `dev.every` steps the dev WER, and the adapter of the lowest so far goes to
+`<output>/best-adapter/`. At the end, or on such a stop, the adapter is saved to
+`<output>/adapter/` in the layout `adapters.load_task_adapter` reads. `init_from` starts
 the adapter from a saved one (e.g. audio-aware GER from the ASR adapter) instead of from scratch.
 
 Checkpoints of runs started before the CTC head moved into the model name its weights `ctc.*`
@@ -71,7 +72,9 @@ STATE_FILE = "state.pt"
 TRAINER_FILE = "trainer.json"
 METRICS_FILE = "metrics.jsonl"
 ADAPTER_FOLDER = "adapter"
+BEST_ADAPTER_FOLDER = "best-adapter"  # the adapter of the lowest dev WER so far, decoded as users decode
 CHECKPOINT_FOLDER = "checkpoints"
+CARD_FILE = "training.json"  # beside each saved adapter: its recipe, steps and (best) dev WER
 # Recipe fields a resumed run may change; any other change would not continue the same run.
 RESUMABLE_CHANGES = (
     "steps",
@@ -285,8 +288,10 @@ class Trainer:
         generator = torch.Generator().manual_seed(recipe.seed + rank)  # flow-matching draws
         step = 0
         stream = data.stream()
+        best_dev_wer = None  # the best adapter's, carried over a resume by its card
         if self.resume:
             step = self._restore(accelerator, module, optimizer, scheduler, generator)
+            best_dev_wer = _read_card(self.output / BEST_ADAPTER_FOLDER).get("dev_wer")
         elif checkpoints(self.output / CHECKPOINT_FOLDER):
             raise FileExistsError(
                 f"{self.output} already holds checkpoints: "
@@ -352,7 +357,12 @@ class Trainer:
                     bar.set_postfix(loss=f"{record['loss']:.3f}", pad=f"{record['padded_fraction']:.1%}")
                     self._log(accelerator, record)
                 if recipe.dev.manifest and (step % recipe.dev.every == 0 or step == recipe.steps):
-                    self._log(accelerator, self._dev(accelerator, module, processor, step, warmup))
+                    record = self._dev(accelerator, module, processor, step, warmup)
+                    self._log(accelerator, record)
+                    wer = record.get("dev_wer") if record.get("dev_decoder") != "ctc" else None  # main only
+                    if wer is not None and (best_dev_wer is None or wer < best_dev_wer):
+                        best_dev_wer = wer
+                        self._save_adapter(accelerator, module, BEST_ADAPTER_FOLDER, step, dev_wer=wer)
                 if step % recipe.checkpoint_every == 0 or step == recipe.steps or stop:
                     self._save(accelerator, module, optimizer, scheduler, generator, step)
                 if stop:
@@ -362,15 +372,8 @@ class Trainer:
             bar.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        adapter = None  # written on a stop too, so that an interrupted run can be tried out
-        if accelerator.is_main_process:
-            adapter = save_task_adapter(
-                accelerator.unwrap_model(module).model,
-                recipe.task,
-                self.output / ADAPTER_FOLDER,
-                dtype=SAVE_DTYPES[recipe.save_dtype],
-            )
-            _write_card(self.output / ADAPTER_FOLDER, recipe, step)
+        # written on a stop too, so that an interrupted run can be tried out
+        adapter = self._save_adapter(accelerator, module, ADAPTER_FOLDER, step)
         accelerator.wait_for_everyone()
         return TrainResult(step=step, adapter=adapter, stopped=step < recipe.steps)
 
@@ -455,6 +458,24 @@ class Trainer:
         return record
 
     # ------------------------------------------------------------------------------- checkpoints
+
+    def _save_adapter(
+        self, accelerator, module, folder: str, step: int, dev_wer: float | None = None
+    ) -> Path | None:
+        """The adapter as of `step` in the run's `folder`, with its card; None on other processes."""
+        if not accelerator.is_main_process:
+            return None
+        adapter = save_task_adapter(
+            accelerator.unwrap_model(module).model,
+            self.recipe.task,
+            self.output / folder,
+            dtype=SAVE_DTYPES[self.recipe.save_dtype],
+        )
+        card = {"recipe": self.recipe.to_dict(), "steps": step}
+        if dev_wer is not None:
+            card["dev_wer"] = dev_wer
+        atomic_write_text(adapter / CARD_FILE, json.dumps(card, indent=2) + "\n")
+        return adapter
 
     def _save(self, accelerator, module, optimizer, scheduler, generator, step: int) -> None:
         root = self.output / CHECKPOINT_FOLDER
@@ -629,6 +650,9 @@ def _truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
-def _write_card(folder: Path, recipe: Recipe, step: int) -> None:
-    card = {"recipe": recipe.to_dict(), "steps": step}
-    atomic_write_text(folder / "training.json", json.dumps(card, indent=2) + "\n")
+def _read_card(folder: Path) -> dict:
+    """An adapter's training card; empty where there is none or it cannot be read."""
+    try:
+        return json.loads((folder / CARD_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
