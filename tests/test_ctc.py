@@ -36,6 +36,22 @@ def test_targets_drop_ids_the_head_lacks_and_map_the_rest_from_one():
     assert BLANK == 0 and BLANK not in head.targets(list(range(30)))
 
 
+def test_an_extended_head_keeps_what_it_learned_and_adds_the_new_tokens(embedding):
+    head = CtcHead(TOKEN_IDS, WIDTH)
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0, 1.0]))
+        head.log_scale.fill_(2.0)
+    wider = head.extended([9, 5, 25])
+    assert wider.token_ids.tolist() == [3, 5, 8, 9, 11, 20, 25]
+    torch.testing.assert_close(wider.bias, torch.tensor([0.5, -1.0, 2.0, 0.5, 0.0, 1.0, 0.5]))
+    assert wider.log_scale.item() == 2.0
+    speech = torch.randn(1, 4, WIDTH)
+    known = [0, 1, 2, 3, 5, 6]  # blank and the old tokens' classes in the wider head
+    torch.testing.assert_close(  # the old classes' scores relative to each other are unchanged
+        wider(speech, embedding)[..., known].log_softmax(dim=-1), head(speech, embedding)
+    )
+
+
 def test_training_on_a_toy_problem_lowers_the_loss_and_decodes_the_targets(embedding):
     torch.manual_seed(0)
     transcripts = [[5, 8, 8, 20, 3], [11, 3, 5]]  # 8, 8 needs a blank between the two

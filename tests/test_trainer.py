@@ -176,9 +176,9 @@ def test_a_run_can_start_from_a_saved_adapter(manifest, tmp_path):
             torch.testing.assert_close(actual[name], expected[name], msg=name)
 
 
-def test_a_head_that_cannot_spell_the_transcripts_is_replaced_by_one_that_can(manifest, tmp_path):
-    """`init_from` an adapter whose head lacks some of the run's tokens (another language's head):
-    the run builds a head over its own transcripts' tokens instead of continuing that one."""
+def test_a_head_that_cannot_spell_the_transcripts_is_continued_with_the_tokens_it_lacks(manifest, tmp_path):
+    """`init_from` an adapter whose head lacks one of the run's tokens: the run continues that head,
+    extended by the token, instead of starting a new one."""
     aid = {"ctc": {"warmup_steps": 0, "weight": 0.3}}
     first = make_recipe(manifest, tmp_path / "first", steps=1, **aid)
     start = Trainer(first, show_progress=False).train().adapter
@@ -188,8 +188,8 @@ def test_a_head_that_cannot_spell_the_transcripts_is_replaced_by_one_that_can(ma
     save_file(weights, start / "task_modules.safetensors")
     second = make_recipe(manifest, tmp_path / "second", steps=1, init_from=str(start), **aid)
     Trainer(second, show_progress=False).train()
-    rebuilt = load_file(tmp_path / "second" / ADAPTER_FOLDER / "task_modules.safetensors")["ctc.token_ids"]
-    assert rebuilt.tolist() == known.tolist()
+    saved = load_file(tmp_path / "second" / ADAPTER_FOLDER / "task_modules.safetensors")
+    assert saved["ctc.token_ids"].tolist() == known.tolist() and saved["ctc.bias"].shape == known.shape
 
 
 def test_the_ctc_head_ships_with_the_adapter(manifest, tmp_path):

@@ -57,6 +57,20 @@ class CtcHead(nn.Module):
         head.load_state_dict(weights)
         return head
 
+    def extended(self, token_ids: Iterable[int]) -> CtcHead:
+        """This head over its tokens and `token_ids`: what it learned kept (scale, blank, each known
+        token's bias), a new token's bias starting at the known ones' mean. A run continues the
+        head of `init_from` this way when its transcripts hold tokens the head lacks."""
+        known = self.token_ids.tolist()
+        head = CtcHead([*known, *token_ids], self.blank.in_features).to(self.bias.device, self.bias.dtype)
+        with torch.no_grad():
+            head.log_scale.copy_(self.log_scale)
+            head.blank.load_state_dict(self.blank.state_dict())
+            head.bias.fill_(self.bias.mean().item())
+            positions = torch.searchsorted(head.token_ids, self.token_ids)  # both sorted
+            head.bias[positions] = self.bias
+        return head
+
     def forward(self, speech: torch.Tensor, embedding: nn.Embedding) -> torch.Tensor:
         """Speech embeddings `(A, N, D)` → CTC log-probabilities `(A, N, 1 + K)`, blank first."""
         rows = embedding.weight[self.token_ids].detach()  # (K, D): the backbone's, frozen

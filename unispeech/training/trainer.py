@@ -8,7 +8,8 @@ runs on one CPU process or as `accelerate launch` on many devices. Each optimise
 takes stream positions `r, r + W, …`. With the CTC aid, the first `ctc.warmup_steps` train only
 the projector by CTC (no LLM pass), then CTC stays as an auxiliary loss. The CTC head is the
 model's `ctc`, an optional ASR task module, so the adapter carries it (for joint decoding): a new
-head over the training transcripts' tokens, or the one `init_from`'s adapter brought.
+head over the training transcripts' tokens, or the one `init_from`'s adapter brought, extended by
+the tokens it lacks (another language's transcripts, new sentences).
 
 Nothing is lost: checkpoints are atomic and verified (`checkpoints.py`), `resume=True` continues
 from the newest sound one exactly (weights, optimiser, scheduler, every RNG, stream position), and
@@ -261,12 +262,18 @@ class Trainer:
         ctc = None
         if recipe.ctc.warmup_steps or recipe.ctc.weight:
             token_ids = {t for text in data.transcripts() for t in processor.tokenize(text)}
-            if model.ctc is not None and token_ids <= set(model.ctc.token_ids.tolist()):
-                logger.info(
-                    "continuing the CTC head of %s (%d tokens)", recipe.init_from, len(model.ctc.token_ids)
-                )
-            else:  # none to start from, or one that cannot spell these transcripts (another language's)
+            if model.ctc is None:
                 model.ctc = CtcHead(token_ids, model.config.text_config.hidden_size)
+            else:  # init_from's, with the tokens these transcripts need and it lacks
+                missing = token_ids - set(model.ctc.token_ids.tolist())
+                logger.info(
+                    "continuing the CTC head of %s (%d tokens, %d added)",
+                    recipe.init_from,
+                    len(model.ctc.token_ids),
+                    len(missing),
+                )
+                if missing:
+                    model.ctc = model.ctc.extended(missing)
             ctc = model.ctc
         module = TrainingModule(model, recipe.time_masks)
 
