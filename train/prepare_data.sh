@@ -48,6 +48,11 @@ $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
     --out "$DATA/fortunes-de.txt"
 [ -f "$DATA/synth-de-fortunes/manifest.jsonl" ] || $unispeech data synth --text "$DATA/fortunes-de.txt" --languages de \
     --out "$DATA/synth-de-fortunes" --count 4000 --workers 2
+# the other 13 218 sentences, each once (the German ASR recipe's run 3)
+[ -f "$DATA/fortunes-de.rest.txt" ] || .venv/bin/python train/fortune_sentences.py \
+    --exclude "$DATA/kerstin.dev.jsonl" "$DATA/synth-de-fortunes/manifest.jsonl" --out "$DATA/fortunes-de.rest.txt"
+[ -f "$DATA/synth-de-fortunes-2/manifest.jsonl" ] || $unispeech data synth --text "$DATA/fortunes-de.rest.txt" \
+    --languages de --out "$DATA/synth-de-fortunes-2" --workers 2
 # the trainer's periodic dev set: 8 clips spread over each real English dev side
 [ -f "$DATA/asr-dev24.jsonl" ] || for name in ljspeech kathleen libri251; do
     awk -v n="$(wc -l < "$DATA/$name.dev.jsonl")" 'NR == 1 + int(k * n / 8) {print; k++}' "$DATA/$name.dev.jsonl"
