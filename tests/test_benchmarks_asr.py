@@ -90,15 +90,24 @@ def test_unusable_lines_are_skipped_counted_and_reported(tmp_path):
 def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
     chosen = {}
 
-    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding, weight_format):
+    def fake_loader(
+        model, adapters, whisper_weights, language_hint, batch_size, decoding, weight_format, languages
+    ):
         chosen.update(model=model, adapters=adapters, hint=language_hint, weights=weight_format)
+        chosen.update(languages=languages)
         assert decoding == DecodingOptions()
         return LookupTranscriber(HYPOTHESES, name=model)
 
     monkeypatch.setattr(asr, "load_transcriber", fake_loader)
     out = tmp_path / "report"
     assert main(["eval", "asr", "--manifest", str(corpus), "--model", "whisper-base", "--out", str(out)]) == 0
-    assert chosen == {"model": "whisper-base", "adapters": "shipped", "hint": False, "weights": "fp16"}
+    assert chosen == {
+        "model": "whisper-base",
+        "adapters": "shipped",
+        "hint": False,
+        "weights": "fp16",
+        "languages": ("en", "ja"),  # each clip language's own adapters, where it has them
+    }
     data = json.loads((out / "report.json").read_text())
     assert data["overall"]["errors"] == 3 and data["overall"]["reference_units"] == 16
     assert [g["error_rate"] for g in data["by_language"]] == pytest.approx([2 / 9, 1 / 7])
@@ -119,7 +128,9 @@ def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
 def test_the_cli_decodes_with_the_ctc_flags(corpus, tmp_path, monkeypatch, flags, expected):
     chosen = []
 
-    def fake_loader(model, adapters, whisper_weights, language_hint, batch_size, decoding, weight_format):
+    def fake_loader(
+        model, adapters, whisper_weights, language_hint, batch_size, decoding, weight_format, languages
+    ):
         chosen.append(decoding)
         return LookupTranscriber(HYPOTHESES, name=model)
 

@@ -40,6 +40,7 @@ from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT
 from unispeech.model.sequences import ASR
 from unispeech.tasks.decoding import DecodingOptions
 from unispeech.tasks.transcription import TranscriptionOptions
+from unispeech.weights.cache import ADAPTER_LANGUAGE
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -111,10 +112,12 @@ def load_transcriber(
     batch_size: int = TranscriptionOptions().batch_size,
     decoding: DecodingOptions = DecodingOptions(),
     weight_format: str = DEFAULT_WEIGHT_FORMAT,
+    languages: Sequence[str] = (ADAPTER_LANGUAGE,),
 ) -> Transcriber:
     """`"whisper-base"` (openai-whisper base from the `whisper_weights` cache name or file), or a
-    unispeech model by name or folder with its adapters and `weight_format` (see `unispeech.load`),
-    decoding as `decoding` says (its CTC options, `ctc_weight` and `speculative`, among others)."""
+    unispeech model by name or folder with its adapters in `languages` and `weight_format` (see
+    `unispeech.load`), decoding as `decoding` says (its CTC options, `ctc_weight` and `speculative`,
+    among others)."""
     if model == WHISPER_BASE:
         if decoding != DecodingOptions():
             raise ValueError(
@@ -127,7 +130,7 @@ def load_transcriber(
     from unispeech.api import load
 
     options = TranscriptionOptions(decoding=decoding, batch_size=batch_size)
-    speech = load(model, adapters=adapters, weight_format=weight_format)
+    speech = load(model, adapters=adapters, languages=languages, weight_format=weight_format)
     return UnispeechTranscriber(speech, options, language_hint, name=model)
 
 

@@ -15,7 +15,7 @@ import argparse
 import copy
 import dataclasses
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -148,14 +148,14 @@ def adapters_choice(args: argparse.Namespace) -> str | None:
     return None if args.adapters == "none" else args.adapters
 
 
-def load_speech(args: argparse.Namespace) -> Unispeech:
-    """The `Unispeech` that `--model` and `--adapters` name; a `--language` other than English loads
-    that language's adapters beside the English ones (`unispeech.api.load`)."""
+def load_speech(args: argparse.Namespace, languages: Sequence[str] = ()) -> Unispeech:
+    """The `Unispeech` that `--model` and `--adapters` name; a `--language` other than English, and
+    each of `languages`, load that language's adapters beside the English ones (`unispeech.api.load`)."""
     from unispeech.api import load
     from unispeech.weights.cache import ADAPTER_LANGUAGE
 
-    language = getattr(args, "language", None)
-    languages = (ADAPTER_LANGUAGE,) if language in (None, ADAPTER_LANGUAGE) else (ADAPTER_LANGUAGE, language)
+    asked = [getattr(args, "language", None) or ADAPTER_LANGUAGE, *languages]
+    languages = tuple(dict.fromkeys([ADAPTER_LANGUAGE, *asked]))  # English first, each once
     return load(
         args.model, adapters=adapters_choice(args), languages=languages, weight_format=args.weight_format
     )
