@@ -213,19 +213,22 @@ def test_the_shipped_tts_adapter_speaks_words_whisper_hears(shipped):
 
 
 @pytest.mark.real
-def test_the_german_tts_adapter_beside_the_english_ones_changes_nothing_english(shipped):
-    """Installed beside the English adapters (adapters/smol/de/tts/), the German one speaks German
-    text and the English adapter's speech stays bit for bit what it was."""
+def test_the_german_adapters_beside_the_english_ones_change_nothing_english(shipped):
+    """Installed beside the English adapters (adapters/smol/de/), the German ones serve German
+    calls, and the English adapters' speech and transcripts stay bit for bit what they were."""
     from unispeech.samples import LJSPEECH_SAMPLE
 
     both = load("smol", languages=("en", "de"))
-    assert "tts-de" in both.tasks
+    assert {"tts-de", "asr-de"} <= set(both.tasks)
     sample = (LJSPEECH_SAMPLE.path, LJSPEECH_SAMPLE.text)
     english = both.speak("Hello there.", *sample)
     np.testing.assert_array_equal(english, shipped.speak("Hello there.", *sample))
+    assert both.transcribe(LJSPEECH_SAMPLE.path) == shipped.transcribe(LJSPEECH_SAMPLE.path)
     german = SynthesisOptions(language="de")
     both.speak("Guten Tag.", *sample, german)
     assert active_task(both.model) == "tts-de"
+    both.transcribe(LJSPEECH_SAMPLE.path, TranscriptionOptions(language="de"))
+    assert active_task(both.model) == "asr-de"
     shipped.speak("Guten Tag.", *sample, german)
     assert active_task(shipped.model) == "tts", "no German adapter loaded: the English one serves"
 
