@@ -88,6 +88,8 @@ def test_each_call_picks_the_adapter_of_its_language(tiny_dir, tmp_path, monkeyp
     save_adapters(tiny_dir, tmp_path, ["asr", "tts", "de/asr"])
     speech = load(tiny_dir, adapters=tmp_path, languages=("en", "de"))
     assert sorted(speech.tasks) == ["asr", "asr-de", "tts"] and speech.languages == ["en", "de"]
+    again = load(tiny_dir, adapters=tmp_path, languages=("de", "de"))  # English comes too, each once
+    assert sorted(again.tasks) == sorted(speech.tasks) and again.languages == ["en", "de"]
     seen, hints = [], []
     original, transcribe = Unispeech._use, unispeech.api.transcribe
 

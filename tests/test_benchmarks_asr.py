@@ -106,7 +106,7 @@ def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
         "adapters": "shipped",
         "hint": False,
         "weights": "fp16",
-        "languages": ("en", "ja"),  # each clip language's own adapters, where it has them
+        "languages": ["en", "en", "en", "ja"],  # the clips' languages: each one's own adapters load
     }
     data = json.loads((out / "report.json").read_text())
     assert data["overall"]["errors"] == 3 and data["overall"]["reference_units"] == 16

@@ -190,7 +190,7 @@ def load(
     weight_format: str = DEFAULT_WEIGHT_FORMAT,
 ) -> Unispeech:
     """A model by name (from the weight cache) or from a saved folder, with its task adapters in
-    each of `languages` (ISO codes): `"shipped"` loads those shipped for a named model that exist
+    English and each of `languages` (ISO codes): `"shipped"` loads those shipped for a named model that exist
     (`weights.cache.adapter_dir`), a path every task folder under it (`<path>/asr/` must hold an ASR
     adapter, `<path>/de/asr/` a German one: `weights.cache.adapter_subpath`), `None` none. A language
     without adapters is served by the English ones (a warning says so); a path without any task
@@ -199,6 +199,7 @@ def load(
     (`model.cpu_weights`); `"fp32"` keeps them as trained, for a model that moves to a GPU."""
     check_weight_format(weight_format)
     languages = (languages,) if isinstance(languages, str) else tuple(languages)
+    languages = tuple(dict.fromkeys([ADAPTER_LANGUAGE, *languages]))  # English (it serves the rest) first
     if adapters == "shipped":
         root = model_adapters(str(name_or_path)) if str(name_or_path) in MODELS else None
     else:

@@ -40,7 +40,6 @@ from unispeech.model.cpu_weights import DEFAULT_WEIGHT_FORMAT
 from unispeech.model.sequences import ASR
 from unispeech.tasks.decoding import DecodingOptions
 from unispeech.tasks.transcription import TranscriptionOptions
-from unispeech.weights.cache import ADAPTER_LANGUAGE
 
 if TYPE_CHECKING:
     from whisper.model import Whisper
@@ -112,10 +111,10 @@ def load_transcriber(
     batch_size: int = TranscriptionOptions().batch_size,
     decoding: DecodingOptions = DecodingOptions(),
     weight_format: str = DEFAULT_WEIGHT_FORMAT,
-    languages: Sequence[str] = (ADAPTER_LANGUAGE,),
+    languages: Sequence[str] = (),
 ) -> Transcriber:
     """`"whisper-base"` (openai-whisper base from the `whisper_weights` cache name or file), or a
-    unispeech model by name or folder with its adapters in `languages` and `weight_format` (see
+    unispeech model by name or folder with its adapters in English and `languages` and `weight_format` (see
     `unispeech.load`), decoding as `decoding` says (its CTC options, `ctc_weight` and `speculative`,
     among others)."""
     if model == WHISPER_BASE:

@@ -22,7 +22,6 @@ import numpy as np
 
 from unispeech.audio.features import AudioError, load_audio
 from unispeech.data.manifest import ManifestError, Utterance, read_manifest
-from unispeech.weights.cache import ADAPTER_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -69,12 +68,6 @@ def source_names(manifests: Sequence[str | Path]) -> list[str]:
         if len(set(names)) == len(names):
             return names
     raise ValueError(f"a manifest is given twice: {', '.join(map(str, manifests))}")
-
-
-def clip_languages(clips: Sequence[Clip]) -> tuple[str, ...]:
-    """The languages `clips` speak (their manifests' `lang`), English first: the adapters a model
-    loads to be scored on them (a language's own adapters beside the English ones)."""
-    return tuple(dict.fromkeys([ADAPTER_LANGUAGE, *(clip.utterance.lang for clip in clips)]))
 
 
 def read_clips(

@@ -62,7 +62,7 @@ def command_line(args: argparse.Namespace, *options: Any) -> str:
 
 def _eval_asr(args: argparse.Namespace) -> None:
     from unispeech.benchmarks import asr
-    from unispeech.benchmarks.clips import clip_languages, read_clips
+    from unispeech.benchmarks.clips import read_clips
     from unispeech.benchmarks.report import number, percent, write_report
     from unispeech.tasks.decoding import DecodingOptions
 
@@ -79,7 +79,7 @@ def _eval_asr(args: argparse.Namespace) -> None:
         options.batch_size,
         decoding,
         args.weight_format,
-        clip_languages(clips),  # a language's own adapters (<adapters>/de/asr/) serve its clips
+        [clip.utterance.lang for clip in clips],  # each language's own adapters (<adapters>/de/asr/)
     )
     result = asr.score_asr(clips, transcriber, options)
     reliance = None
@@ -98,7 +98,7 @@ def _eval_asr(args: argparse.Namespace) -> None:
 
 def _eval_tts(args: argparse.Namespace) -> None:
     from unispeech.benchmarks import asr
-    from unispeech.benchmarks.clips import Skipped, clip_languages, read_clips
+    from unispeech.benchmarks.clips import Skipped, read_clips
     from unispeech.benchmarks.report import number, percent, write_report
     from unispeech.benchmarks.tts import (
         AUDIO_FOLDER,
@@ -119,7 +119,8 @@ def _eval_tts(args: argparse.Namespace) -> None:
     pairs = pairs[: args.limit]
     encoder = ResemblyzerEncoder.load()
     judge = asr.load_transcriber("whisper-base", whisper_weights=args.judge)
-    synthesizer = UnispeechSynthesizer(load_speech(args, clip_languages(clips)), options, name=args.model)
+    speech = load_speech(args, [clip.utterance.lang for clip in clips])  # each language's own adapters
+    synthesizer = UnispeechSynthesizer(speech, options, name=args.model)
     result = score_tts(pairs, synthesizer, judge, encoder, skipped, args.out / AUDIO_FOLDER)
     settings = {name: getattr(options, name) for name in TTS_FIELDS}
     report = tts_report(result, _names(args.manifest), settings, command=command_line(args, options))

@@ -158,6 +158,7 @@ def run_job(job: SpeedJob, progress: bool = True) -> dict:
             job.language_hint,
             decoding=decoding,
             weight_format=job.weight_format,
+            languages=[clip["lang"] for clip in job.clips],
         )
     else:
         from unispeech.api import load

@@ -152,10 +152,9 @@ def load_speech(args: argparse.Namespace, languages: Sequence[str] = ()) -> Unis
     """The `Unispeech` that `--model` and `--adapters` name; a `--language` other than English, and
     each of `languages`, load that language's adapters beside the English ones (`unispeech.api.load`)."""
     from unispeech.api import load
-    from unispeech.weights.cache import ADAPTER_LANGUAGE
 
-    asked = [getattr(args, "language", None) or ADAPTER_LANGUAGE, *languages]
-    languages = tuple(dict.fromkeys([ADAPTER_LANGUAGE, *asked]))  # English first, each once
+    language = getattr(args, "language", None)
+    languages = [*languages] if language is None else [language, *languages]
     return load(
         args.model, adapters=adapters_choice(args), languages=languages, weight_format=args.weight_format
     )
