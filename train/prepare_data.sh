@@ -48,7 +48,7 @@ $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
     --out "$DATA/fortunes-de.txt"
 [ -f "$DATA/synth-de-fortunes/manifest.jsonl" ] || $unispeech data synth --text "$DATA/fortunes-de.txt" --languages de \
     --out "$DATA/synth-de-fortunes" --count 4000 --workers 2
-# the other 13 218 sentences, each once (the German ASR recipe's run 3)
+# the other 13 218 sentences, each once (stage 2 of the German ASR adapter: smol-asr-de-stage2.yaml)
 [ -f "$DATA/fortunes-de.rest.txt" ] || .venv/bin/python train/fortune_sentences.py \
     --exclude "$DATA/kerstin.dev.jsonl" "$DATA/synth-de-fortunes/manifest.jsonl" --out "$DATA/fortunes-de.rest.txt"
 [ -f "$DATA/synth-de-fortunes-2/manifest.jsonl" ] || $unispeech data synth --text "$DATA/fortunes-de.rest.txt" \
