@@ -33,6 +33,7 @@ from unispeech.training.recipes import Source, load_recipe, recipe_from_dict
 from unispeech.training.trainer import (
     ADAPTER_FOLDER,
     BEST_ADAPTER_FOLDER,
+    CARD_FILE,
     CHECKPOINT_FOLDER,
     METRICS_FILE,
     TRAINABLE_FILE,
@@ -83,7 +84,7 @@ def trained_weights(output: Path) -> dict[str, torch.Tensor]:
 
 
 def card_of(adapter: Path) -> dict:
-    return json.loads((adapter / "training.json").read_text())
+    return json.loads((adapter / CARD_FILE).read_text())
 
 
 def stop_at(step: int, signum: int = signal.SIGTERM):
@@ -102,7 +103,7 @@ def test_stopped_and_resumed_run_equals_a_straight_run(manifest, tmp_path, time_
     interrupted = make_recipe(manifest, tmp_path / "interrupted", time_masks=time_masks)
     result = Trainer(interrupted, show_progress=False, on_step=stop_at(3)).train()
     assert result.stopped and result.step == 3
-    assert json.loads((result.adapter / "training.json").read_text())["steps"] == 3  # ready to try out
+    assert card_of(result.adapter)["steps"] == 3  # ready to try out
     assert [step for step, _ in checkpoints(tmp_path / "interrupted" / CHECKPOINT_FOLDER)] == [2, 3]
     resumed = Trainer(interrupted, resume=True, show_progress=False).train()
     assert resumed.step == 6 and not resumed.stopped
@@ -467,7 +468,7 @@ def test_qlora_on_the_in_memory_tiny_model_is_refused_not_ignored(manifest, tmp_
     assert recipe.model == "tiny"
     with pytest.raises(ValueError, match="qlora: true needs a saved model"):
         Trainer(recipe, show_progress=False).train()
-    assert not (tmp_path / "run" / "training.json").exists()
+    assert not (tmp_path / "run" / CARD_FILE).exists()
 
 
 def test_joint_recipe_trains_one_adapter_over_two_tasks(manifest, tmp_path):
