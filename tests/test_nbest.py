@@ -10,7 +10,6 @@ from whisper.model import ModelDimensions, Whisper
 from unispeech.audio.features import load_audio
 from unispeech.data.manifest import Utterance, write_manifest
 from unispeech.data.nbest import (
-    Augmentation,
     NbestItem,
     NbestOptions,
     error_rates,
@@ -19,6 +18,7 @@ from unispeech.data.nbest import (
     read_nbest,
     whisper_nbest,
 )
+from unispeech.data.perturbation import Augmentation
 from unispeech.testing import noise
 
 MULTILINGUAL_VOCAB = 51865  # openai-whisper picks its multilingual tokenizer from this size
@@ -53,24 +53,6 @@ def test_the_first_hypothesis_is_whispers_own_choice(tiny_whisper):
         mel = whisper.log_mel_spectrogram(torch.from_numpy(clip), padding=whisper.audio.N_SAMPLES)[:, :3000]
         assert 1 <= len(hypotheses) <= 4
         assert hypotheses[0] == whisper.decode(tiny_whisper, mel, options).text
-
-
-def test_augmentation_is_deterministic_per_utterance():
-    audio = np.sin(np.arange(16000) / 5).astype(np.float32)
-    never, always = (
-        Augmentation(probability=0.0),
-        Augmentation(probability=1.0, snr_db=(10, 10), speed=(1, 1)),
-    )
-    np.testing.assert_array_equal(never.apply(audio, "a.wav"), audio)
-    noisy = always.apply(audio, "a.wav")
-    np.testing.assert_array_equal(noisy, always.apply(audio, "a.wav"))
-    assert not np.array_equal(noisy, always.apply(audio, "b.wav"))
-    snr = 10 * np.log10(np.mean(audio**2) / np.mean((noisy - audio) ** 2))
-    assert snr == pytest.approx(10, abs=0.5)
-    slower = Augmentation(probability=1.0, snr_db=(60, 60), speed=(0.5, 0.5)).apply(audio, "a.wav")
-    assert len(slower) == pytest.approx(2 * len(audio), rel=0.01)
-    with pytest.raises(ValueError, match="probability"):
-        Augmentation(probability=2)
 
 
 def test_lists_are_written_in_the_hyporadise_shape(tiny_whisper, tmp_path):

@@ -53,6 +53,11 @@ $unispeech data nonspeech --out "$DATA/nonspeech-dev" --count 90 --seed 1
     --exclude "$DATA/kerstin.dev.jsonl" "$DATA/synth-de-fortunes/manifest.jsonl" --out "$DATA/fortunes-de.rest.txt"
 [ -f "$DATA/synth-de-fortunes-2/manifest.jsonl" ] || $unispeech data synth --text "$DATA/fortunes-de.rest.txt" \
     --languages de --out "$DATA/synth-de-fortunes-2" --workers 2
+# two speed-perturbed, noisy copies of each real English train clip (smol-asr-perturbed.yaml)
+for name in kathleen ljspeech libri251; do
+    [ -f "$DATA/$name.train.perturbed/manifest.jsonl" ] || $unispeech data perturb --manifest "$DATA/$name.train.jsonl" \
+        --out "$DATA/$name.train.perturbed" --copies 2 --snr-db 10 30 --speed 0.9 1.1
+done
 # the trainer's periodic dev set: 8 clips spread over each real English dev side
 [ -f "$DATA/asr-dev24.jsonl" ] || for name in ljspeech kathleen libri251; do
     awk -v n="$(wc -l < "$DATA/$name.dev.jsonl")" 'NR == 1 + int(k * n / 8) {print; k++}' "$DATA/$name.dev.jsonl"

@@ -4,7 +4,8 @@ Generative error correction learns from a recogniser's N best hypotheses. openai
 search finishes up to `beam_size` candidates per clip but returns only the best; we keep them all
 (a ranker that records what it is asked to rank), order them by whisper's own length-normalised
 score and keep the distinct texts. Clean speech gives few errors to correct, so clips can be
-augmented first (noise at a random SNR, speed perturbation), deterministically per utterance.
+augmented first (`perturbation.Augmentation`: noise at a random SNR, speed perturbation),
+deterministically per utterance.
 Lists are written as JSON lines `{"input": [best, …], "output": reference, "audio": …}`, with
 `"heard": …` naming the perturbed copy of an augmented clip (saved beside the list), so that an
 audio-aware corrector listens to what the recogniser heard; files in HyPoradise's own JSON (a list
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-import soxr
 import torch
 import whisper
 from tqdm.auto import tqdm
@@ -36,43 +36,13 @@ from whisper.model import Whisper
 
 from unispeech.audio.features import WHISPER_CHUNK_SAMPLES, WHISPER_SAMPLE_RATE, load_audio, whisper_log_mel
 from unispeech.data.manifest import DEFAULT_LANGUAGE, Utterance, read_manifest, relative_audio
+from unispeech.data.perturbation import Augmentation
 from unispeech.evaluation.metrics import normalize, oracle_hypothesis, word_error_rate
 from unispeech.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-SEED_BYTES = 8  # of a sha256, for per-utterance random generators
 HEARD_FOLDER_SUFFIX = ".heard"  # <list>.heard/ beside <list>.jsonl holds the perturbed clips
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Per-utterance perturbations: with `probability`, Gaussian noise at an SNR drawn from
-    `snr_db` and a speed factor drawn from `speed` (resampling: tempo and pitch, as Kaldi does)."""
-
-    probability: float = 0.0
-    snr_db: tuple[float, float] = (5.0, 20.0)
-    speed: tuple[float, float] = (0.9, 1.1)
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.probability <= 1:
-            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
-        if self.snr_db[0] > self.snr_db[1] or self.speed[0] > self.speed[1] or self.speed[0] <= 0:
-            raise ValueError(f"need low <= high and speed > 0, got snr_db={self.snr_db}, speed={self.speed}")
-
-    def apply(self, audio: np.ndarray, key: str, seed: int = 0) -> np.ndarray:
-        """`audio` (16 kHz), perturbed or not, the same way every time for the same `key`; a clip
-        left alone is returned as it is (the same array)."""
-        digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()[:SEED_BYTES]
-        rng = np.random.default_rng(int.from_bytes(digest, "little"))
-        if rng.random() >= self.probability:
-            return audio
-        factor = rng.uniform(*self.speed)
-        audio = soxr.resample(audio, WHISPER_SAMPLE_RATE * factor, WHISPER_SAMPLE_RATE).astype(np.float32)
-        power = float(np.mean(audio**2)) or 1e-10
-        snr = rng.uniform(*self.snr_db)
-        noise = rng.standard_normal(len(audio)).astype(np.float32) * np.sqrt(power / 10 ** (snr / 10))
-        return audio + noise
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ EXIT_USER_ERROR = 2  # argparse's own code for bad usage
 EXIT_STOPPED = 3  # a training run stopped by SIGTERM, resumable
 TRANSCRIPTION = "unispeech.tasks.transcription.TranscriptionOptions"
 NBEST = "unispeech.data.nbest.NbestOptions"
-AUGMENTATION = "unispeech.data.nbest.Augmentation"
+AUGMENTATION = "unispeech.data.perturbation.Augmentation"
 DEMO = "unispeech.interfaces.demo.DemoSettings"
 DEMO_FLAGS: dict[str, tuple[type, str]] = {
     "queue_size": (int, "requests waiting at most; more are refused"),
@@ -259,9 +259,33 @@ def _data_nonspeech(args: argparse.Namespace) -> None:
     print(f"{manifest}: {args.count} non-speech clips with empty transcripts")
 
 
+def _data_perturb(args: argparse.Namespace) -> None:
+    from unispeech.data.manifest import read_manifest
+    from unispeech.data.perturbation import Augmentation, perturb_manifest
+
+    augmentation = Augmentation(probability=1.0, **given(args, "snr_db", "speed"))
+    manifest = perturb_manifest(args.manifest, args.out, args.copies, augmentation, args.seed)
+    count = len(read_manifest(manifest))
+    print(f"{manifest}: {count} perturbed clips ({args.copies} of each utterance of {args.manifest})")
+
+
+def _add_perturbation_flags(command: argparse.ArgumentParser) -> None:
+    for name, what in (("snr_db", "signal-to-noise ratio in dB"), ("speed", "speed factor")):
+        add_option_flag(
+            command,
+            AUGMENTATION,
+            name,
+            type=float,
+            nargs=2,
+            metavar=("LOW", "HIGH"),
+            help=f"{what}, drawn in [LOW, HIGH]",
+        )
+
+
 def _data_nbest(args: argparse.Namespace) -> None:
     from unispeech.data.manifest import read_manifest
-    from unispeech.data.nbest import Augmentation, NbestOptions, make_nbest_lists
+    from unispeech.data.nbest import NbestOptions, make_nbest_lists
+    from unispeech.data.perturbation import Augmentation
     from unispeech.weights.pretrained import load_whisper
 
     read_manifest(args.manifest)  # a missing or malformed manifest fails before whisper loads
@@ -455,22 +479,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="probability of noise + speed perturbation",
     )
-    for name, what in (("snr_db", "signal-to-noise ratio in dB"), ("speed", "speed factor")):
-        add_option_flag(
-            nbest,
-            AUGMENTATION,
-            name,
-            type=float,
-            nargs=2,
-            metavar=("LOW", "HIGH"),
-            help=f"{what}, drawn in [LOW, HIGH]",
-        )
+    _add_perturbation_flags(nbest)
     add_option_flag(nbest, NBEST, "seed", type=int, help="another seed, other perturbations")
     nbest.add_argument("--limit", type=int, help="only the first N utterances")
     nbest.add_argument(
         "--whisper", default="smol", help="whisper weights: a model name, or a .pt/.safetensors file"
     )
     nbest.set_defaults(run=_data_nbest)
+    perturb = data.add_parser("perturb", help="noisy, speed-perturbed copies of a manifest's clips (16 kHz)")
+    perturb.add_argument("--manifest", type=Path, required=True)
+    perturb.add_argument("--out", type=Path, required=True, help="its own folder (manifest.jsonl inside)")
+    perturb.add_argument("--copies", type=int, default=1, help="perturbed copies of each utterance")
+    _add_perturbation_flags(perturb)
+    perturb.add_argument("--seed", type=int, default=0, help="another seed, other perturbations")
+    perturb.set_defaults(run=_data_perturb)
     stats = data.add_parser("nbest-stats", help="1-best and oracle WER of N-best files (also HyPoradise's)")
     stats.add_argument("files", nargs="+", type=Path)
     stats.add_argument("--language", default="en")
