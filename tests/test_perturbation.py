@@ -63,8 +63,11 @@ def test_a_second_run_rewrites_nothing_and_the_seed_changes_the_copies(corpus, t
     assert len(a0) != len(a1) or not np.allclose(a0, a1)
 
 
-def test_copies_must_all_be_perturbed(corpus, tmp_path):
+def test_copies_must_all_be_perturbed_and_of_something(corpus, tmp_path):
     with pytest.raises(ValueError, match="copies must be at least 1"):
         perturb_manifest(corpus, tmp_path / "out", copies=0)
     with pytest.raises(ValueError, match="probability must be 1"):
         perturb_manifest(corpus, tmp_path / "out", augmentation=Augmentation(probability=0.5))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no utterances to perturb"):
+        perturb_manifest(tmp_path / "empty.jsonl", tmp_path / "out")

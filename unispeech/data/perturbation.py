@@ -77,6 +77,8 @@ def perturb_manifest(
             f"every copy is perturbed: augmentation.probability must be 1, got {augmentation.probability}"
         )
     utterances = read_manifest(manifest)
+    if not utterances:
+        raise ValueError(f"{manifest} has no utterances to perturb")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     target = out / MANIFEST_NAME
