@@ -123,9 +123,10 @@ def test_the_cli_writes_the_report(corpus, tmp_path, monkeypatch, capsys):
     [
         (["--ctc-weight", "0.3"], DecodingOptions(ctc_weight=0.3)),
         (["--speculative"], DecodingOptions(speculative=True)),
+        (["--beam-size", "4", "--ctc-weight", "0.3"], DecodingOptions(beam_size=4, ctc_weight=0.3)),
     ],
 )
-def test_the_cli_decodes_with_the_ctc_flags(corpus, tmp_path, monkeypatch, flags, expected):
+def test_the_cli_decodes_with_the_decoding_flags(corpus, tmp_path, monkeypatch, flags, expected):
     chosen = []
 
     def fake_loader(

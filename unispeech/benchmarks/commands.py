@@ -18,6 +18,7 @@ from typing import Any
 
 from unispeech.interfaces.flags import (
     CTC_FIELDS,
+    DECODING,
     SYNTHESIS,
     SYNTHESIS_FLAGS,
     adapters_choice,
@@ -67,7 +68,7 @@ def _eval_asr(args: argparse.Namespace) -> None:
     from unispeech.tasks.decoding import DecodingOptions
 
     options = asr.AsrBenchmarkOptions(**given(args, "batch_size", "worst"))
-    decoding = DecodingOptions(**given(args, *CTC_FIELDS))  # bad values fail before anything loads
+    decoding = DecodingOptions(**given(args, "beam_size", *CTC_FIELDS))  # bad values fail before loading
     if args.reliance and args.model == asr.WHISPER_BASE:
         raise ValueError("--reliance scores a unispeech model's ASR adapter, not whisper-base")
     clips = read_clips(args.manifest, args.limit, args.sample)  # a bad manifest fails before the model loads
@@ -265,6 +266,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also score the references with their own speech, another clip's and none (does it listen?)",
     )
+    add_option_flag(asr, DECODING, "beam_size", type=int, help="beam width (default: greedy)")
     add_ctc_flags(asr)
     asr.set_defaults(run=_eval_asr)
 
